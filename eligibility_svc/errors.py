@@ -20,7 +20,8 @@ exceptions at their edge (``raise ClearinghouseTimeout(...) from exc``); nothing
     ├── NotFound                             404 not_found
     ├── ClearinghouseError                   502 clearinghouse.*
     │   ├── ClearinghouseTimeout             504 clearinghouse.timeout
-    │   ├── ClearinghouseUnavailable         503 clearinghouse.unavailable (connect failure, 5xx, breaker open)
+    │   ├── ClearinghouseUnavailable         503 clearinghouse.unavailable (connect failure, 5xx)
+    │   │   └── ClearinghouseCircuitOpen     503 clearinghouse.circuit_open (breaker open: not called)
     │   ├── ClearinghouseRateLimited         429 clearinghouse.rate_limited
     │   ├── ClearinghouseRejected            502 clearinghouse.rejected    (CORE ErrorCode other than Success)
     │   └── ClearinghouseBadResponse         502 clearinghouse.bad_response (no / non-271 payload, 999)
@@ -194,6 +195,19 @@ class ClearinghouseRejected(ClearinghouseError):
 
 class ClearinghouseBadResponse(ClearinghouseError):
     code = "clearinghouse.bad_response"
+
+
+# ... added by the clearinghouse transports (issue 4) ...
+
+
+class ClearinghouseCircuitOpen(ClearinghouseUnavailable):
+    """We did not call at all: the breaker for this endpoint or payer is open after repeated failures.
+
+    ``details`` names the ``scope`` (``endpoint`` or ``payer``) and ``retry_in_seconds``.
+    """
+
+    code = "clearinghouse.circuit_open"
+    retryable = False  # not within this check; the breaker half-opens after its cool-down
 
 
 # --- athenaNet ------------------------------------------------------------------------------------

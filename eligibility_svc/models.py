@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Sex = Literal["M", "F", "U"]
 NameText = Annotated[str, Field(min_length=1, max_length=60)]
-Code = Annotated[str, Field(min_length=1, max_length=3, pattern=r"^[A-Z0-9]{1,3}$")]
+Code = Annotated[str, Field(min_length=1, max_length=2, pattern=r"^[A-Z0-9]{1,2}$")]
 
 
 class _Strict(BaseModel):
@@ -38,8 +38,10 @@ class Patient(PersonName):
     birth_date: dt.date | None = None
     sex: Sex | None = None
     # Relationship of the patient to the subscriber (X12 INS02 codes); only used for dependents.
-    relationship: Literal["01", "19", "34"] | None = Field(
-        default=None, description="01 spouse, 19 child, 34 other adult; dependents only"
+    relationship: Literal["01", "19", "20", "21", "39", "40", "53", "G8"] | None = Field(
+        default=None,
+        description="5010 INS02 for a dependent: 01 spouse, 19 child, 20 employee, 21 unknown, "
+        "39 organ donor, 40 cadaver donor, 53 life partner, G8 other relationship",
     )
 
 

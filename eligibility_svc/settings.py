@@ -11,8 +11,9 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,25 @@ class X12Settings(BaseModel):
     procedure_map_file: Path | None = None  # JSON overrides of the CPT→STC table
 
 
+class SandboxClearinghouseSettings(BaseModel):
+    """The sandbox clearinghouse: run in process for the embedded default, or by ``sandbox clearinghouse``."""
+
+    envelope: Literal["core_mime", "core_soap"] = "core_mime"  # which CORE envelope the embedded default uses
+    username: str = "sandbox"
+    password: SecretStr = SecretStr("sandbox-not-secret")
+    receiver_id: str = "CLEARINGHOUSE"  # the ReceiverID (and ISA08) the sandbox answers to
+    latency_ms: float = Field(default=0.0, ge=0)  # fixed part of every answer's latency
+    jitter_ms: float = Field(default=0.0, ge=0)  # plus a uniform 0..jitter_ms
+
+
+class PayerLimitSettings(BaseModel):
+    """One payer's own limits, when it tolerates more (or less) than ``per_payer_*``."""
+
+    concurrency: int = Field(ge=1)
+    rate_per_second: float = Field(gt=0)
+    burst: int = Field(default=20, ge=1)
+
+
 class ClearinghouseSettings(BaseModel):
     transport: Literal["sandbox", "core_mime", "core_soap"] = "sandbox"
     url: str | None = None
@@ -45,6 +65,21 @@ class ClearinghouseSettings(BaseModel):
     max_attempts: int = 4
     per_payer_concurrency: int = 50
     per_payer_rate_per_second: float = 100.0
+    # --- added with the transports (issue 4) ---
+    sender_id: str | None = None  # CORE SenderID; None: the X12 sender ID (ISA06)
+    connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    backoff_base_seconds: float = Field(default=0.25, ge=0)  # exponential backoff with full jitter
+    backoff_max_seconds: float = Field(default=4.0, ge=0)
+    max_retry_after_seconds: float = Field(default=10.0, ge=0)  # longer Retry-After: give up, don't wait
+    per_payer_rate_burst: int = Field(default=20, ge=1)  # token bucket size
+    max_connections: int = Field(default=200, ge=1)  # pooled HTTP connections per endpoint
+    limiter: Literal["auto", "memory", "redis"] = "auto"  # auto: Redis when redis_url is set
+    breaker_failure_threshold: int = Field(default=5, ge=1)  # consecutive failures that open an endpoint breaker
+    breaker_reset_seconds: float = Field(default=30.0, gt=0)  # open → half-open after this cool-down
+    payer_breaker_failure_threshold: int = Field(default=5, ge=1)
+    payer_breaker_reset_seconds: float = Field(default=60.0, gt=0)
+    payer_limits: dict[str, PayerLimitSettings] = Field(default_factory=dict)  # by payer ID (2100A NM109)
+    sandbox: SandboxClearinghouseSettings = Field(default_factory=SandboxClearinghouseSettings)
 
 
 class CacheSettings(BaseModel):
@@ -52,6 +87,35 @@ class CacheSettings(BaseModel):
     encryption_key: SecretStr | None = None  # base64 AES-256-GCM key for cached values
     max_ttl_seconds: int = 24 * 3600
     negative_ttl_seconds: int = 15 * 60
+    # Active coverage is cached until the end of the service date's day in this zone.  The default is the
+    # earliest midnight of the continental US, so no practice is served yesterday's answer after its day ends.
+    timezone: str = "America/New_York"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r} (is tzdata installed?)") from exc
+        return value
+
+
+ApiScope = Literal["eligibility:check", "batch:run", "admin"]
+
+
+class ApiKeySettings(BaseModel):
+    """One API key, configured by its hash; the secret itself is shown once, when generated.
+
+    ``id`` is the public part of ``elig_<id>_<secret>`` and picks this entry; ``secret_hash`` is
+    ``sha256:<hex>`` (see ``security.hash_secret``).  ``admin`` grants every scope.
+    """
+
+    id: str = Field(pattern=r"^[a-z0-9]{6,32}$")
+    secret_hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    scopes: list[ApiScope] = Field(min_length=1)
+    name: str | None = None  # who holds it, for people reading the configuration
+    disabled: bool = False
 
 
 class SandboxSettings(BaseModel):
@@ -69,11 +133,22 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     redis_url: str | None = None
+    redis_key_prefix: str = Field(default="elig:", min_length=1, max_length=32)  # every key we write starts so
     log_level: str = "INFO"
     x12: X12Settings = Field(default_factory=X12Settings)
     clearinghouse: ClearinghouseSettings = Field(default_factory=ClearinghouseSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    # JSON list in ELIG_API_KEYS (or the secrets dir): [{"id": ..., "secret_hash": ..., "scopes": [...]}].
+    api_keys: list[ApiKeySettings] = Field(default_factory=list)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _unique_key_ids(cls, value: list[ApiKeySettings]) -> list[ApiKeySettings]:
+        ids = [key.id for key in value]
+        if len(ids) != len(set(ids)):
+            raise ValueError("api_keys: every key id must be unique")
+        return value
 
     @property
     def embedded(self) -> bool:

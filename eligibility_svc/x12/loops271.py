@@ -84,8 +84,9 @@ class Address:
     state: str = ""  # N402
     postal_code: str = ""  # N403
     country: str = ""  # N404
-    location_qualifier: str = ""  # N406 (e.g. "SJ" service jurisdiction)
-    location_id: str = ""  # N407
+    location_qualifier: str = ""  # N405 (e.g. "CY" county, "SJ" service jurisdiction)
+    location_id: str = ""  # N406
+    country_subdivision: str = ""  # N407 (added: the 5010 N4 carries it)
 
 
 @dataclass(slots=True)
@@ -124,6 +125,28 @@ class Ins:
 
 
 @dataclass(slots=True)
+class Diagnosis:
+    """One HI composite in 2100C/D (added): the diagnosis the payer answered for."""
+
+    qualifier: str  # ABK / BK principal, ABF / BF other diagnosis
+    code: str
+
+
+@dataclass(slots=True)
+class Mpi:
+    """MPI in 2100C/D (added): military personnel information, e.g. for TRICARE."""
+
+    status: str  # MPI01 information status code
+    employment_status: str = ""  # MPI02
+    affiliation: str = ""  # MPI03 government service affiliation code
+    description: str = ""  # MPI04
+    rank: str = ""  # MPI05 military service rank code
+    date_format: str = ""  # MPI06: D8 or RD8
+    date_range: str = ""  # MPI07 as sent
+    position: int = 0
+
+
+@dataclass(slots=True)
 class Hsd:
     """Health care services delivery: how often and how much (visit limits and the like)."""
 
@@ -152,6 +175,7 @@ class CompositeProcedure:
     code: str
     modifiers: list[str] = field(default_factory=list)
     description: str = ""  # component 7 (rare)
+    range_end: str = ""  # component 8: last code of a procedure range (added: C003-08)
 
 
 @dataclass(slots=True)
@@ -275,6 +299,8 @@ class Loop2100Member:
     relationship: Ins | None = None
     dates: list[Dtp] = field(default_factory=list)
     benefits: list[Loop2110] = field(default_factory=list)
+    diagnoses: list[Diagnosis] = field(default_factory=list)  # HI (added)
+    military: Mpi | None = None  # MPI (added)
 
 
 class Loop2100C(Loop2100Member):
@@ -338,6 +364,7 @@ class Bht:
     reference: str  # BHT03: the 270's BHT03 echoed (submitter transaction identifier)
     date: date | None
     time: str = ""
+    date_raw: str = ""  # BHT04 as sent (added: kept when it is not a valid date)
 
 
 @dataclass(slots=True)

@@ -7,12 +7,18 @@ What real files do that this reader copes with (see ``../shared/corpus``):
 
 * a UTF-8 byte-order mark, CRLF and indentation between segments, trailing blanks after a
   terminator, terminators that are ``~``, a newline, a carriage return or a control character;
-* an ISA that is not exactly 106 characters (we find its 16 elements by counting separators);
+* an ISA that is not exactly 106 characters (we find its 16 elements by counting separators,
+  and split the ISA off on its own so padding characters never split it);
 * ISA11 ``U`` (the 4010 standards identifier) in a 00501 interchange: no repetition separator;
 * a repetition separator equal to the component separator: elements are kept raw here and
   split by the parser, which knows whether an element repeats or is a composite;
-* several GS groups and several ST transactions, and an interchange cut off after SE (no GE or
-  IEA), which is recorded as a warning rather than refused.
+* several GS groups and several ST transactions, a transaction without SE, and an interchange
+  cut off after SE (no GE or IEA), which are recorded as warnings rather than refused.
+
+What it refuses (``X12SyntaxError`` naming the segment position and what was expected): data
+that does not start with an ISA, an ISA with fewer than 16 elements or with delimiters that
+cannot be delimiters (letters, digits, blanks, two roles for one character), segments outside
+any ST..SE other than the envelope, and an interchange without any transaction set.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from eligibility_svc.errors import X12SyntaxError
 
 _BOM = "\ufeff"
 _ISA_ELEMENTS = 16
-# ISA fields that are fixed-width in the standard; a value of the wrong width is tolerated.
+_STANDARD_ISA16_SEPARATOR = 103
 _BLANKS = " \t\r\n"
+# Segment IDs that end a transaction set that has no SE (the reader then records a warning).
+_ENVELOPE_IDS = frozenset({"ST", "GS", "GE", "IEA", "ISA"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,7 @@ class Transaction:
     segments: list[Segment]  # ST through SE inclusive (SE may be missing when cut off)
     delimiters: Delimiters
     warnings: list[str] = field(default_factory=list)
+    group: Segment | None = None  # the GS in force (None when the ST is outside any group)
 
 
 @dataclass(slots=True)
@@ -123,16 +132,17 @@ def decode(data: bytes | str) -> str:
 
 
 def detect_delimiters(text: str) -> tuple[Delimiters, int]:
-    """Read the delimiters from the ISA at the start of ``text``.
+    """Read the delimiters from the ISA at the start of ``text`` (blanks before it are skipped).
 
-    Returns the delimiters and the offset just past the ISA's segment terminator.
+    Returns the delimiters and the offset just past the ISA's segment terminator.  Raises
+    ``X12SyntaxError`` (position 1) when there is no ISA or its delimiters are unusable.
     """
     start = len(text) - len(text.lstrip(_BLANKS))
     if text[start : start + 3] != "ISA":
         got = text[start : start + 3] or "nothing"
         raise X12SyntaxError(f"the interchange starts with {got!r}", position=1, expected="an ISA segment")
     if len(text) < start + 4:
-        raise X12SyntaxError("the ISA is cut off", position=1, segment_id="ISA")
+        raise X12SyntaxError("the ISA is cut off", position=1, segment_id="ISA", expected="16 elements")
     element = text[start + 3]
     if element.isalnum() or element in _BLANKS:
         raise X12SyntaxError(
@@ -141,23 +151,51 @@ def detect_delimiters(text: str) -> tuple[Delimiters, int]:
             segment_id="ISA",
             expected="a punctuation character after 'ISA'",
         )
+    before_isa16 = _isa16_separator(text, start, element)
+    if before_isa16 < 0:
+        raise X12SyntaxError("the ISA has fewer than 16 elements", position=1, segment_id="ISA", expected="16 elements")
+    if len(text) < before_isa16 + 3:
+        raise X12SyntaxError("the ISA is cut off", position=1, segment_id="ISA", expected="ISA16 and a terminator")
+    component = text[before_isa16 + 1]
+    terminator = text[before_isa16 + 2]
+    _check_delimiters(element, component, terminator)
+    isa11 = text[start:before_isa16].split(element)[11]
+    return (
+        Delimiters(element, component, terminator, _repetition(isa11, element, terminator)),
+        before_isa16 + 3,
+    )
+
+
+def _isa16_separator(text: str, start: int, element: str) -> int:
+    """Offset of the element separator in front of ISA16, or -1 when the ISA has fewer elements."""
+    # Fast path, the 106-character ISA: exactly 16 separators up to offset 103, the last one there.
+    standard = start + _STANDARD_ISA16_SEPARATOR
+    if text[standard : standard + 1] == element and text.count(element, start, standard + 1) == _ISA_ELEMENTS:
+        return standard
     offset = start + 3  # the separator before ISA01
     for _ in range(_ISA_ELEMENTS - 1):
         offset = text.find(element, offset + 1)
         if offset < 0:
-            raise X12SyntaxError(
-                "the ISA has fewer than 16 elements", position=1, segment_id="ISA", expected="16 elements"
-            )
-    # ``offset`` now points at the separator before ISA16; ISA16 is one character.
-    if len(text) < offset + 3:
-        raise X12SyntaxError("the ISA is cut off", position=1, segment_id="ISA", expected="ISA16 and a terminator")
-    component = text[offset + 1]
-    terminator = text[offset + 2]
-    isa11 = text[start:offset].split(element)[11] if text[start:offset].count(element) >= 11 else ""
-    return (
-        Delimiters(element, component, terminator, _repetition(isa11, element, terminator)),
-        offset + 3,
-    )
+            return -1
+    return offset
+
+
+def _check_delimiters(element: str, component: str, terminator: str) -> None:
+    """ISA16 and the terminator must be characters that can delimit, each with one role."""
+    if component.isalnum() or component in _BLANKS or component == element:
+        raise X12SyntaxError(
+            f"ISA16 component separator {component!r} cannot be a delimiter",
+            position=1,
+            segment_id="ISA",
+            expected="one punctuation character in ISA16, different from the element separator",
+        )
+    if terminator.isalnum() or terminator in " \t" or terminator in (element, component):
+        raise X12SyntaxError(
+            f"the character after ISA16 ({terminator!r}) cannot be the segment terminator",
+            position=1,
+            segment_id="ISA",
+            expected="a one-character ISA16 followed by the segment terminator",
+        )
 
 
 def _repetition(isa11: str, element: str, terminator: str) -> str | None:
@@ -168,52 +206,66 @@ def _repetition(isa11: str, element: str, terminator: str) -> str | None:
 
 
 def split_segments(text: str, delimiters: Delimiters) -> list[Segment]:
-    """Every segment of ``text`` (which starts with the ISA), blanks between segments dropped."""
-    element = delimiters.element
+    """Every segment of ``text`` (which starts with the ISA), blanks between segments dropped.
+
+    The ISA is cut off by counting its 16 elements, not at the terminator, so an ISA whose
+    padding happens to contain the terminator character still reads as one segment.
+    """
+    head = text.lstrip(_BLANKS)
+    if head.startswith("ISA") and head[3:4] == delimiters.element:
+        before_isa16 = _isa16_separator(head, 0, delimiters.element)
+        if before_isa16 >= 0:
+            return _split(head, delimiters, before_isa16 + 3)
+    return _split(head, delimiters, 0)
+
+
+def _split(text: str, delimiters: Delimiters, isa_end: int) -> list[Segment]:
+    """Segments of ``text``; ``text[:isa_end]`` is the ISA with its terminator (0: no ISA)."""
+    element, terminator = delimiters.element, delimiters.segment
     segments: list[Segment] = []
-    append = segments.append
-    position = 0
-    for piece in text.split(delimiters.segment):
-        raw = piece.strip(_BLANKS)
-        if raw:
-            position += 1
-            append(Segment(raw.split(element), position))
-    if segments:
-        segments[0] = _clean_isa(segments[0])
+    pieces = text.split(terminator)
+    if isa_end:
+        isa = text[:isa_end].lstrip(_BLANKS)
+        segments.append(Segment(isa[:-1].split(element), 1))
+        # Usually the first terminator ends the ISA; only odd ISA padding needs the slower cut.
+        pieces = pieces[1:] if len(pieces[0]) == isa_end - 1 else text[isa_end:].split(terminator)
+    # Comprehensions rather than an append loop: this runs once per segment on the hot path.
+    raws = [raw for piece in pieces if (raw := piece.strip(_BLANKS))]
+    segments += [Segment(raw.split(element), position) for position, raw in enumerate(raws, len(segments) + 1)]
     return segments
-
-
-def _clean_isa(isa: Segment) -> Segment:
-    """The ISA is split like any segment; ISA16 is the component separator, not data."""
-    if len(isa.elements) > _ISA_ELEMENTS + 1:
-        isa.elements = isa.elements[: _ISA_ELEMENTS + 1]
-    return isa
 
 
 def read_interchange(data: bytes | str) -> Interchange:
     """Read one interchange: ISA, its groups and transactions.  Raises ``X12SyntaxError``."""
     text = decode(data)
-    delimiters, _ = detect_delimiters(text)
-    segments = split_segments(text, delimiters)
-    return _assemble(segments, delimiters)
+    delimiters, isa_end = detect_delimiters(text)
+    segments = _split(text, delimiters, isa_end)
+    interchange = _assemble(segments, delimiters)
+    if interchange.version.startswith("005") and delimiters.repetition is None:
+        interchange.warnings.append(
+            f"ISA11 is {interchange.isa.el(11)!r} in a {interchange.version} interchange: "
+            "no repetition separator, repeating elements are read as one value"
+        )
+    return interchange
 
 
 def _assemble(segments: list[Segment], delimiters: Delimiters) -> Interchange:
+    """Group the segments after the ISA into transactions; envelope oddities become warnings."""
     interchange = Interchange(delimiters, segments[0], [])
     group: Segment | None = None
     current: Transaction | None = None
     for segment in segments[1:]:
         sid = segment.id
         if current is not None:
-            current.segments.append(segment)
-            if sid == "SE":
-                current = None
-            elif sid in ("ST", "GE", "IEA", "GS", "ISA"):
-                current.segments.pop()
-                current.warnings.append(f"transaction {current.control_number} has no SE")
-                current = None
-                group = _envelope_segment(segment, group, interchange)
-            continue
+            if sid not in _ENVELOPE_IDS:
+                current.segments.append(segment)
+                if sid == "SE":
+                    current = None
+                continue
+            current.warnings.append(
+                f"transaction {current.control_number} has no SE (segment {segment.position} is {sid})"
+            )
+            current = None
         if sid == "ST":
             current = _start_transaction(segment, group, delimiters, interchange)
         else:
@@ -239,6 +291,7 @@ def _start_transaction(
         group_version=group.el(8) if group else "",
         segments=[st],
         delimiters=delimiters,
+        group=group,
     )
     interchange.transactions.append(transaction)
     return transaction
@@ -251,7 +304,12 @@ def _envelope_segment(segment: Segment, group: Segment | None, interchange: Inte
         return segment
     if sid == "GE":
         return None
-    if sid in ("IEA", "ISA"):
+    if sid == "IEA":
+        return group
+    if sid == "ISA":
+        interchange.warnings.append(
+            f"segment {segment.position}: a second ISA; read with the first interchange's delimiters"
+        )
         return group
     raise X12SyntaxError(
         "this segment is outside any transaction set",
@@ -276,7 +334,9 @@ def split_repeats(value: str, delimiters: Delimiters) -> list[str]:
     rep = delimiters.repetition
     if rep is None:
         return [value]
-    return [part for part in value.split(rep) if part]
+    parts = value.split(rep)
+    # Empty repeats (``1^^33``) carry nothing; filter only when there is one (rare, and slow).
+    return [part for part in parts if part] if "" in parts else parts
 
 
 def split_components(value: str, delimiters: Delimiters) -> list[str]:

@@ -1,0 +1,442 @@
+"""The answer cache: pure keys and value encoding, then a Redis and an in-memory implementation.
+
+Keys hold no patient data: they are HMAC-SHA256 (``CacheSettings.key_secret``) of the normalized
+question (see ``check_digests``), placed under the prefix by ``redis_keys.RedisKeys``.
+
+Values are JSON, never pickle, in a small binary envelope::
+
+    b"J" + json                                  plain (embedded default, or no key configured)
+    b"E" + key_id(1) + nonce(12) + AES-256-GCM(json)   encrypted; AAD = header + the Redis key
+
+``key_id`` is a fingerprint byte of the key, so a rotated key turns old entries into misses
+instead of garbage, and the AAD binds a ciphertext to its key: an entry copied onto another
+patient's key does not decrypt.  An undecodable entry is a miss, reported through the error hook.
+
+Redis is optional at run time: every call has a deadline (client socket timeouts plus an overall
+one), failures become ``CacheUnavailable`` at this edge, are counted through the hook and read as a
+miss (or a no-op for writes), and the client reconnects by itself when Redis comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import re
+import time
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from eligibility_svc.errors import ConfigurationError, EligibilityError
+from eligibility_svc.models import EligibilityRequest
+from eligibility_svc.settings import CacheSettings
+
+T = TypeVar("T")
+JsonObject = dict[str, Any]
+ErrorHook = Callable[[str, BaseException], None]
+
+KEY_VERSION = "v1"  # part of every HMAC input: change it when the normalization changes
+
+
+class CacheUnavailable(EligibilityError):
+    """Redis did not answer in time or failed.  Never reaches an API caller: a miss / no-op."""
+
+    code: ClassVar[str] = "cache.unavailable"
+    http_status: ClassVar[int] = 503
+
+
+class CacheCorrupt(EligibilityError):
+    """A stored value cannot be read (wrong or rotated key, tampering, not our format)."""
+
+    code: ClassVar[str] = "cache.corrupt"
+    http_status: ClassVar[int] = 500
+
+
+# --- normalization and keys (pure) ----------------------------------------------------------------
+
+# CORE 258: suffixes and titles are dropped from a last name when punctuation or a space separates
+# them at its end ("SMITH, JR." and "Smith Jr" are one person, "JRSMITH" is not touched).
+_NAME_SUFFIX = re.compile(r"[\s,.]+(JR|SR|I{1,3}|IV|V|VI{1,3}|IX|X|2ND|3RD|4TH|MD|DDS|DMD|DO|DC|PHD|RN|ESQ)\.?\s*$")
+_NOT_ALNUM = re.compile(r"[^A-Z0-9]")
+
+
+def _ascii_upper(value: str) -> str:
+    """Upper case with accents folded (``"Muñoz"`` → ``"MUNOZ"``)."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).upper()
+
+
+def normalize_name(value: str | None) -> str:
+    """Upper-case letters and digits only; ``None`` is ``""``."""
+    return _NOT_ALNUM.sub("", _ascii_upper(value or ""))
+
+
+def normalize_last_name(value: str | None) -> str:
+    """A last name normalized as CORE 258 asks: suffixes after punctuation dropped, then letters/digits."""
+    text = _ascii_upper(value or "").strip()
+    while (stripped := _NAME_SUFFIX.sub("", text)) != text and normalize_name(stripped):
+        text = stripped
+    return normalize_name(text)
+
+
+def normalize_member_id(value: str | None) -> str:
+    """The member ID as payers compare it: upper case, no whitespace."""
+    return "".join((value or "").split()).upper()
+
+
+def _identity(request: EligibilityRequest) -> list[str]:
+    """Who is asked about, and of whom: payer, member, patient (and subscriber), provider."""
+    subscriber = request.subscriber
+    return [
+        request.payer.id.strip().upper(),
+        normalize_member_id(request.member_id),
+        normalize_last_name(request.patient.last_name),
+        normalize_name(request.patient.first_name),
+        request.patient.birth_date.isoformat() if request.patient.birth_date else "",
+        normalize_last_name(subscriber.last_name) if subscriber else "",
+        normalize_name(subscriber.first_name) if subscriber else "",
+        subscriber.birth_date.isoformat() if subscriber and subscriber.birth_date else "",
+        request.provider.npi,
+    ]
+
+
+def _dates(request: EligibilityRequest) -> list[str]:
+    service = request.service
+    return [service.date.isoformat(), (service.end_date or service.date).isoformat()]
+
+
+def inquiry_codes(request: EligibilityRequest) -> list[str]:
+    """The asked-about codes, sorted and de-duplicated; none at all means STC 30, as in the 270."""
+    service = request.service
+    codes = {f"STC:{code}" for code in service.service_types}
+    for procedure in service.procedures:
+        modifiers = ",".join(sorted(procedure.modifiers))
+        codes.add(f"{procedure.qualifier}:{procedure.code.upper()}:{modifiers}")
+    if not codes:
+        codes.add("STC:30")
+    if service.place_of_service:
+        codes.add(f"POS:{service.place_of_service}")
+    return sorted(codes)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckDigests:
+    """Hex HMAC digests naming one check: ``exact`` (the whole question) and ``coverage`` (the same
+    patient, payer, provider and dates, any codes) for coverage-aware reuse."""
+
+    exact: str
+    coverage: str
+
+
+def _digest(secret: bytes, parts: Sequence[str]) -> str:
+    # JSON framing keeps parts unambiguous ("AB"+"C" differs from "A"+"BC").
+    material = json.dumps(list(parts), separators=(",", ":"), ensure_ascii=True).encode()
+    return hmac.new(secret, material, hashlib.sha256).hexdigest()
+
+
+def check_digests(request: EligibilityRequest, secret: bytes) -> CheckDigests:
+    """The keys' digests for ``request``; equal for requests that differ only in spelling."""
+    base = [*_identity(request), *_dates(request)]
+    return CheckDigests(
+        exact=_digest(secret, [KEY_VERSION, "exact", *base, *inquiry_codes(request)]),
+        coverage=_digest(secret, [KEY_VERSION, "coverage", *base]),
+    )
+
+
+def key_secret(settings: CacheSettings) -> bytes:
+    """The HMAC key for cache keys."""
+    return settings.key_secret.get_secret_value().encode()
+
+
+# --- values (pure) --------------------------------------------------------------------------------
+
+_PLAIN = b"J"
+_SEALED = b"E"
+_NONCE_BYTES = 12
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """A stored JSON object and when it was stored (unix seconds)."""
+
+    value: JsonObject
+    stored_at: float
+
+
+def parse_encryption_key(text: str) -> bytes:
+    """A base64 (standard or URL-safe) AES-256 key; ``ConfigurationError`` unless it is 32 bytes."""
+    cleaned = text.strip().replace("-", "+").replace("_", "/")
+    cleaned += "=" * (-len(cleaned) % 4)  # URL-safe keys often come unpadded
+    try:
+        raw = base64.b64decode(cleaned, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigurationError("cache.encryption_key is not base64") from exc
+    if len(raw) != 32:
+        raise ConfigurationError(f"cache.encryption_key must be 32 bytes (AES-256), got {len(raw)}")
+    return raw
+
+
+def key_id(key: bytes) -> int:
+    """The fingerprint byte written before each ciphertext (tells rotated keys apart)."""
+    return hashlib.sha256(b"eligibility-svc cache value key\x00" + key).digest()[0]
+
+
+class ValueCodec:
+    """Encodes entries as JSON, sealed with AES-256-GCM when keys are given.
+
+    ``keys[0]`` encrypts; every key decrypts (old keys stay readable during a rotation).
+    With no keys, entries are plain and sealed entries are unreadable, and the reverse.
+    """
+
+    def __init__(self, keys: Sequence[bytes] = ()) -> None:
+        for key in keys:
+            if len(key) != 32:
+                raise ConfigurationError("AES-256-GCM keys are 32 bytes")
+        self._current = (key_id(keys[0]), AESGCM(keys[0])) if keys else None
+        self._by_id = {key_id(key): AESGCM(key) for key in reversed(keys)}
+
+    @classmethod
+    def from_settings(cls, settings: CacheSettings) -> ValueCodec:
+        if settings.encryption_key is None:
+            return cls()
+        return cls([parse_encryption_key(settings.encryption_key.get_secret_value())])
+
+    @property
+    def encrypts(self) -> bool:
+        return self._current is not None
+
+    def encode(self, redis_key: str, value: JsonObject, stored_at: float) -> bytes:
+        document = json.dumps({"at": stored_at, "v": value}, separators=(",", ":"), allow_nan=False).encode()
+        if self._current is None:
+            return _PLAIN + document
+        kid, aead = self._current
+        header = _SEALED + bytes([kid])
+        nonce = os.urandom(_NONCE_BYTES)
+        return header + nonce + aead.encrypt(nonce, document, header + redis_key.encode())
+
+    def decode(self, redis_key: str, blob: bytes) -> CacheEntry:
+        """The entry in ``blob``; ``CacheCorrupt`` when it cannot be read with our keys."""
+        return _entry(self._open(redis_key, blob))
+
+    def _open(self, redis_key: str, blob: bytes) -> bytes:
+        kind = blob[:1]
+        if kind == _PLAIN and self._current is None:
+            return blob[1:]
+        if kind == _SEALED and self._current is not None and len(blob) > 2 + _NONCE_BYTES:
+            aead = self._by_id.get(blob[1])
+            if aead is None:
+                raise CacheCorrupt("cached value sealed with an unknown key", details={"key_id": blob[1]})
+            nonce = blob[2 : 2 + _NONCE_BYTES]
+            try:
+                return aead.decrypt(nonce, blob[2 + _NONCE_BYTES :], blob[:2] + redis_key.encode())
+            except InvalidTag as exc:
+                raise CacheCorrupt("cached value does not authenticate") from exc
+        # A plain entry when we encrypt is refused too: it could be an injected answer.
+        raise CacheCorrupt("cached value is not in the configured format")
+
+
+def _entry(document: bytes) -> CacheEntry:
+    try:
+        data = json.loads(document)
+        value, stored_at = data["v"], float(data["at"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CacheCorrupt("cached value is not an entry") from exc
+    if not isinstance(value, dict):
+        raise CacheCorrupt("cached value is not a JSON object")
+    return CacheEntry(value=value, stored_at=stored_at)
+
+
+# --- the seam -------------------------------------------------------------------------------------
+
+
+class Cache(Protocol):
+    """Where answers are kept.  Never raises for an unavailable store: a miss, or a no-op."""
+
+    async def get(self, key: str) -> CacheEntry | None:
+        """The entry at ``key`` if present, unexpired and readable."""
+        ...
+
+    async def set(self, key: str, value: JsonObject, ttl_seconds: float) -> bool:
+        """Keep ``value`` for ``ttl_seconds`` (nothing kept when <= 0); whether it was kept."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def ping(self) -> bool:
+        """Whether the store answers now (readiness)."""
+        ...
+
+
+def _ignore(operation: str, error: BaseException) -> None:
+    """The default error hook (the app passes ``Metrics.redis_error``)."""
+
+
+# --- Redis ----------------------------------------------------------------------------------------
+
+
+def make_redis(url: str, *, socket_timeout: float = 0.25, connect_timeout: float = 0.25) -> Redis:
+    """A ``redis.asyncio`` client whose every call is short: one immediate retry (a pooled
+    connection may be stale after Redis restarted), no backoff, bytes responses."""
+    return Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=Retry(NoBackoff(), 1),
+        decode_responses=False,
+    )
+
+
+class RedisGate:
+    """Runs Redis calls under a deadline, translating failures into ``CacheUnavailable``.
+
+    One gate is shared by everything using a Redis client, so ``available`` (the last call's
+    outcome, for readiness) and the error hook (a metric) see all of it.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 0.5,
+        on_error: ErrorHook = _ignore,
+        on_available: Callable[[bool], None] = lambda available: None,
+    ) -> None:
+        self.timeout = timeout
+        self.available = True
+        self._on_error = on_error
+        self._on_available = on_available  # told on each change only (a gauge, one log line)
+
+    async def call(self, operation: str, awaitable: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self.timeout):
+                result = await awaitable
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._set_available(False)
+            error = CacheUnavailable(
+                f"redis {operation} failed: {type(exc).__name__}", details={"operation": operation}
+            )
+            self.report(operation, error)
+            raise error from exc
+        self._set_available(True)
+        return result
+
+    def _set_available(self, available: bool) -> None:
+        if available != self.available:
+            self.available = available
+            self._on_available(available)
+
+    def report(self, operation: str, error: BaseException) -> None:
+        """Count a failure that did not raise here (an unreadable value, a fallback taken)."""
+        self._on_error(operation, error)
+
+
+class RedisCache:
+    """``Cache`` on Redis: ``SET key blob PX ttl``; unavailable Redis is a miss."""
+
+    def __init__(self, redis: Redis, *, codec: ValueCodec | None = None, gate: RedisGate | None = None) -> None:
+        self._redis = redis
+        self._codec = codec or ValueCodec()
+        self.gate = gate or RedisGate()
+
+    async def get(self, key: str) -> CacheEntry | None:
+        try:
+            blob = await self.gate.call("get", self._redis.get(key))
+        except CacheUnavailable:
+            return None
+        if blob is None:
+            return None
+        try:
+            return self._codec.decode(key, blob if isinstance(blob, bytes) else blob.encode())
+        except CacheCorrupt as exc:
+            # Not deleted: during a key rotation another replica may still read it.
+            self.gate.report("decode", exc)
+            return None
+
+    async def set(self, key: str, value: JsonObject, ttl_seconds: float) -> bool:
+        milliseconds = int(ttl_seconds * 1000)
+        if milliseconds <= 0:
+            return False
+        blob = self._codec.encode(key, value, time.time())
+        try:
+            await self.gate.call("set", self._redis.set(key, blob, px=milliseconds))
+        except CacheUnavailable:
+            return False
+        return True
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self.gate.call("delete", self._redis.delete(key))
+        except CacheUnavailable:
+            return
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.gate.call("ping", self._redis.ping()))
+        except CacheUnavailable:
+            return False
+
+
+# --- in memory ------------------------------------------------------------------------------------
+
+
+class MemoryCache:
+    """``Cache`` in this process (the embedded default): TTLs honoured, least recently used evicted
+    beyond ``max_entries``.  Values go through the same JSON codec, so no caller can alias or
+    mutate a kept answer and nothing non-JSON gets in."""
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 10_000,
+        codec: ValueCodec | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self._max_entries = max_entries
+        self._codec = codec or ValueCodec()
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()  # key → (expires_at, blob)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def get(self, key: str) -> CacheEntry | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        expires_at, blob = found
+        if expires_at <= self._clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return self._codec.decode(key, blob)
+
+    async def set(self, key: str, value: JsonObject, ttl_seconds: float) -> bool:
+        if ttl_seconds <= 0:
+            return False
+        now = self._clock()
+        self._entries[key] = (now + ttl_seconds, self._codec.encode(key, value, now))
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        return True
+
+    async def delete(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    async def ping(self) -> bool:
+        return True

@@ -1,0 +1,291 @@
+"""Per-payer limits on calls to the clearinghouse: how many at once, and how many per second.
+
+Two implementations behind one interface, ``PayerLimiter.slot(payer_id, deadline=...)``, an async
+context manager held for the duration of one attempt:
+
+* ``LocalPayerLimiter``: in-process (the embedded default, and the fallback when Redis is down);
+* ``RedisPayerLimiter``: shared by every replica through Redis.
+
+  - concurrency: a semaphore made of a sorted set of leases (member = lease ID, score = expiry in
+    ms).  A Lua script drops expired leases and adds ours if fewer than the limit remain, so a replica
+    that dies holding a slot gives it back when the lease expires;
+  - rate: a token bucket in a hash (``tokens``, ``ts``) refilled and spent by a Lua script.  A caller
+    that may wait reserves its token (the count goes negative) and sleeps for its turn: first come,
+    first served across replicas.
+
+Both scripts read Redis's own clock (``TIME``), so replicas' clocks never disagree.  The token
+bucket arithmetic in ``reserve`` is the same as the Lua script's, and is what the tests pin down.
+Waiting never passes the attempt's deadline: a slot not obtained in time is a
+``ClearinghouseRateLimited`` naming our own limit (``details["local"]`` is True).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from eligibility_svc.errors import ClearinghouseRateLimited
+from eligibility_svc.redis_keys import RedisKeys
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PayerLimits:
+    concurrency: int = 50  # attempts in flight at once, across all replicas
+    rate_per_second: float = 100.0  # attempts started per second, sustained
+    burst: int = 20  # token bucket size: attempts that may start at once after a quiet spell
+
+
+class PayerLimiter(Protocol):
+    """Hold ``slot`` around one attempt; it waits (never past ``deadline``) for the payer's limits."""
+
+    def slot(self, payer_id: str, *, deadline: float) -> AbstractAsyncContextManager[None]: ...
+
+
+# --- token bucket (pure) ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    tokens: float
+    updated: float
+
+
+def reserve(bucket: Bucket | None, limits: PayerLimits, now: float, max_wait: float) -> tuple[bool, float, Bucket]:
+    """Refill, then reserve one token if the wait for it is at most ``max_wait``.
+
+    Returns ``(granted, wait_seconds, new_bucket)``.  Not granted: nothing is reserved, and
+    ``wait_seconds`` is how long the caller would have had to wait.
+    """
+    capacity = float(limits.burst)
+    if bucket is None:
+        bucket = Bucket(capacity, now)
+    tokens = min(capacity, bucket.tokens + max(now - bucket.updated, 0.0) * limits.rate_per_second)
+    wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / limits.rate_per_second
+    if wait > max_wait:
+        return False, wait, Bucket(tokens, now)
+    return True, wait, Bucket(tokens - 1.0, now)
+
+
+# --- in process ----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _PayerState:
+    semaphore: asyncio.Semaphore
+    bucket: Bucket | None = None
+    in_flight: int = 0
+
+
+class LocalPayerLimiter:
+    """Per-payer limits inside this process (asyncio; not thread-safe, one event loop)."""
+
+    def __init__(
+        self,
+        default: PayerLimits,
+        overrides: Mapping[str, PayerLimits] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._default = default
+        self._overrides = dict(overrides or {})
+        self._clock = clock
+        self._payers: dict[str, _PayerState] = {}
+
+    def limits(self, payer_id: str) -> PayerLimits:
+        return self._overrides.get(payer_id, self._default)
+
+    def in_flight(self, payer_id: str) -> int:
+        """Attempts holding a slot for ``payer_id`` now (for metrics and tests)."""
+        state = self._payers.get(payer_id)
+        return state.in_flight if state else 0
+
+    def _state(self, payer_id: str) -> _PayerState:
+        state = self._payers.get(payer_id)
+        if state is None:
+            state = _PayerState(asyncio.Semaphore(self.limits(payer_id).concurrency))
+            self._payers[payer_id] = state
+        return state
+
+    @asynccontextmanager
+    async def slot(self, payer_id: str, *, deadline: float) -> AsyncIterator[None]:
+        state = self._state(payer_id)
+        limits = self.limits(payer_id)
+        await self._take_token(state, payer_id, limits, deadline)
+        remaining = deadline - self._clock()
+        try:
+            async with asyncio.timeout(max(remaining, 0.0)):
+                await state.semaphore.acquire()
+        except TimeoutError as exc:
+            raise _saturated(payer_id, limits, "concurrency") from exc
+        state.in_flight += 1
+        try:
+            yield
+        finally:
+            state.in_flight -= 1
+            state.semaphore.release()
+
+    async def _take_token(self, state: _PayerState, payer_id: str, limits: PayerLimits, deadline: float) -> None:
+        now = self._clock()
+        granted, wait, state.bucket = reserve(state.bucket, limits, now, max(deadline - now, 0.0))
+        if not granted:
+            raise _saturated(payer_id, limits, "rate")
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+# --- Redis, shared by replicas ---------------------------------------------------------------------
+
+_LEASE_SCRIPT = """
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[3]), ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
+  return 1
+end
+return 0
+"""
+
+_BUCKET_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local saved = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(saved[1])
+local ts = tonumber(saved[2])
+if tokens == nil or ts == nil then
+  tokens = capacity
+  ts = now
+end
+tokens = math.min(capacity, tokens + math.max(now - ts, 0) * rate)
+local wait = 0
+if tokens < 1 then
+  wait = (1 - tokens) / rate
+end
+local granted = 0
+if wait <= max_wait then
+  tokens = tokens - 1
+  granted = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 60000)
+return {granted, tostring(wait)}
+"""
+
+_POLL_FIRST = 0.005
+_POLL_MAX = 0.2
+
+
+class RedisPayerLimiter:
+    """Per-payer limits shared by all replicas; falls back to ``LocalPayerLimiter`` while Redis is down."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        default: PayerLimits,
+        overrides: Mapping[str, PayerLimits] | None = None,
+        *,
+        keys: RedisKeys | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        lease_margin: float = 2.0,
+    ) -> None:
+        self._redis = redis
+        self._lease_margin = lease_margin  # a lease outlives its attempt's deadline by this much
+        self._default = default
+        self._overrides = dict(overrides or {})
+        self._keys = keys or RedisKeys()
+        self._clock = clock
+        self._acquire = redis.register_script(_LEASE_SCRIPT)
+        self._take = redis.register_script(_BUCKET_SCRIPT)
+        self._fallback = LocalPayerLimiter(default, overrides, clock=clock)
+        self.degraded = False  # True while Redis errors sent us to the in-process fallback
+
+    def limits(self, payer_id: str) -> PayerLimits:
+        return self._overrides.get(payer_id, self._default)
+
+    @asynccontextmanager
+    async def slot(self, payer_id: str, *, deadline: float) -> AsyncIterator[None]:
+        lease: str | None = None
+        try:
+            keys = (self._keys.payer_rate(payer_id), self._keys.payer_concurrency(payer_id))
+        except ValueError:  # a payer ID that cannot be part of a key is limited in this process only
+            keys = None
+        try:
+            lease = await self._obtain(payer_id, keys, deadline) if keys else None
+        except RedisError as exc:
+            self._note_degraded(exc)
+        if lease is None:
+            async with self._fallback.slot(payer_id, deadline=deadline):
+                yield
+            return
+        self.degraded = False
+        try:
+            yield
+        finally:
+            await self._release(keys[1] if keys else "", lease)
+
+    async def _obtain(self, payer_id: str, keys: tuple[str, str], deadline: float) -> str:
+        limits = self.limits(payer_id)
+        await self._take_token(payer_id, keys[0], limits, deadline)
+        return await self._lease(payer_id, keys[1], limits, deadline)
+
+    async def _take_token(self, payer_id: str, key: str, limits: PayerLimits, deadline: float) -> None:
+        max_wait = max(deadline - self._clock(), 0.0)
+        args = [limits.rate_per_second, limits.burst, max_wait]
+        granted, wait_text = await self._take(keys=[key], args=args)
+        if int(granted) != 1:
+            raise _saturated(payer_id, limits, "rate")
+        wait = float(wait_text)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def _lease(self, payer_id: str, key: str, limits: PayerLimits, deadline: float) -> str:
+        lease = uuid.uuid4().hex
+        pause = _POLL_FIRST
+        while True:
+            lease_ms = int((max(deadline - self._clock(), 0.0) + self._lease_margin) * 1000)
+            if int(await self._acquire(keys=[key], args=[limits.concurrency, lease, lease_ms])) == 1:
+                return lease
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise _saturated(payer_id, limits, "concurrency")
+            await asyncio.sleep(min(pause * (0.5 + random.random()), remaining))
+            pause = min(pause * 2, _POLL_MAX)
+
+    async def _release(self, key: str, lease: str) -> None:
+        try:
+            await self._redis.zrem(key, lease)
+        except RedisError as exc:  # the lease expires on its own
+            self._note_degraded(exc)
+
+    def _note_degraded(self, exc: RedisError) -> None:
+        if not self.degraded:
+            log.warning("per-payer limits fall back to this process: Redis failed (%s)", type(exc).__name__)
+        self.degraded = True
+
+
+def _saturated(payer_id: str, limits: PayerLimits, which: str) -> ClearinghouseRateLimited:
+    if which == "rate":
+        text = f"the per-payer rate limit ({limits.rate_per_second:g}/s, burst {limits.burst})"
+    else:
+        text = f"the per-payer concurrency limit ({limits.concurrency} in flight)"
+    return ClearinghouseRateLimited(
+        f"{text} for payer {payer_id} left no room before the deadline; this is our own limit "
+        "(clearinghouse.per_payer_*), protecting the payer from a flood",
+        details={"payer_id": payer_id, "local": True, "limit": which},
+    )

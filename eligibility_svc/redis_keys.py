@@ -1,0 +1,141 @@
+"""Every Redis key, channel and stream name the service uses, in one place, under one prefix.
+
+Nothing else in the package spells a Redis key: modules ask a ``RedisKeys`` for it, so a reader
+can see the whole keyspace here and two deployments can share one Redis with different prefixes.
+
+    {prefix}cache:{digest}                 cached CoverageSummary (JSON, maybe AES-GCM)   TTL policy
+    {prefix}cov:{digest}                   general (STC 30) answer for patient/payer/date  TTL policy
+    {prefix}check:{check_id}               a finished check, for GET /v1/eligibility/{id}  TTL policy
+    {prefix}sf:{digest}                    single-flight lock (token)                      PX expiry
+    {prefix}ctl:{name}                     X12 control-number counter (INCR)               none
+    {prefix}limit:conc:{payer}             per-payer concurrency slots                      limiter
+    {prefix}limit:rate:{payer}             per-payer token bucket                           limiter
+    {prefix}breaker:{scope}                shared circuit-breaker state                     breaker
+    {prefix}athena:token:{client}          athenaNet OAuth2 access token                    token expiry
+    {prefix}outbox:athena                  write-back outbox (stream)                       trimmed
+    {prefix}outbox:athena:dead             write-back dead letters (stream)                 trimmed
+    {prefix}batch:{id}                     batch metadata (hash)
+    {prefix}batch:{id}:results             batch results (stream)
+    {prefix}batch:work                     batch items for the workers (stream)
+
+``digest`` values are HMACs computed by ``cache.py`` (never patient data); check and batch ids are
+our own identifiers (anything else raises ``ValueError``); payer ids and breaker scopes come from
+configuration or requests, so an untidy one is replaced by a hash.  Consumer-group names sit here too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "elig:"
+
+# Stream consumer groups (Redis Streams): one per kind of worker.
+OUTBOX_GROUP = "athena-writers"
+BATCH_GROUP = "batch-workers"
+
+# Our own identifiers may contain only these characters; it keeps keys readable and unambiguous
+# (no ":" inside a part, so a key splits back into its parts).
+_PART = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+
+
+def _part(kind: str, value: str) -> str:
+    """``value`` (our own identifier) checked to be one key part; ``ValueError`` otherwise (a bug)."""
+    if not _PART.fullmatch(value):
+        raise ValueError(f"{kind} {value!r} cannot be part of a Redis key")
+    return value
+
+
+def _outside_part(value: str) -> str:
+    """A key part for a value that arrives from outside (a payer id in a request): itself when it
+    is tidy, else ``~`` and a hash of it ("~" never starts a tidy value, so the two cannot meet)."""
+    if _PART.fullmatch(value):
+        return value
+    return "~" + hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    """Builds every key under ``prefix`` (``Settings.redis_key_prefix``, default ``"elig:"``)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        # A glob character in the prefix would make ``pattern`` match other deployments' keys.
+        if not re.fullmatch(r"[A-Za-z0-9._\-:]{1,32}", self.prefix):
+            raise ValueError(f"Redis key prefix {self.prefix!r}: use 1-32 of A-Z a-z 0-9 . _ - :")
+
+    # --- cache ---------------------------------------------------------------------------------------
+
+    def cache_entry(self, digest: str) -> str:
+        """A cached answer for one exact question (identity + provider + dates + inquiry codes)."""
+        return f"{self.prefix}cache:{_part('digest', digest)}"
+
+    def coverage_entry(self, digest: str) -> str:
+        """The general answer for a patient/payer/provider/dates, reusable for other procedures."""
+        return f"{self.prefix}cov:{_part('digest', digest)}"
+
+    def check(self, check_id: str) -> str:
+        """A finished check by its id, so callers can fetch it again."""
+        return f"{self.prefix}check:{_part('check id', check_id)}"
+
+    # --- coordination between replicas ----------------------------------------------------------------
+
+    def single_flight_lock(self, digest: str) -> str:
+        """The lock held by the one replica asking the payer for ``digest``."""
+        return f"{self.prefix}sf:{_part('digest', digest)}"
+
+    def control_counter(self, name: str = "interchange") -> str:
+        """The atomic counter X12 control numbers come from."""
+        return f"{self.prefix}ctl:{_part('counter', name)}"
+
+    def payer_concurrency(self, payer_id: str) -> str:
+        """Slots in use for one payer (shared concurrency limit)."""
+        return f"{self.prefix}limit:conc:{_outside_part(payer_id)}"
+
+    def payer_rate(self, payer_id: str) -> str:
+        """One payer's token bucket (shared rate limit)."""
+        return f"{self.prefix}limit:rate:{_outside_part(payer_id)}"
+
+    def breaker(self, scope: str) -> str:
+        """Shared circuit-breaker state for an endpoint or a payer (``scope`` such as ``payer.87726``)."""
+        return f"{self.prefix}breaker:{_outside_part(scope)}"
+
+    # --- athenaNet -------------------------------------------------------------------------------------
+
+    def athena_token(self, client: str) -> str:
+        """The cached OAuth2 access token of one athenaNet client (``client`` is an id, not the secret)."""
+        return f"{self.prefix}athena:token:{_part('client', client)}"
+
+    @property
+    def outbox(self) -> str:
+        """The write-back outbox stream."""
+        return f"{self.prefix}outbox:athena"
+
+    @property
+    def outbox_dead(self) -> str:
+        """Write-backs that exhausted their retries."""
+        return f"{self.prefix}outbox:athena:dead"
+
+    # --- batches ---------------------------------------------------------------------------------------
+
+    def batch(self, batch_id: str) -> str:
+        """A batch's metadata and progress counters (hash)."""
+        return f"{self.prefix}batch:{_part('batch id', batch_id)}"
+
+    def batch_results(self, batch_id: str) -> str:
+        """A batch's results, in completion order (stream)."""
+        return f"{self.prefix}batch:{_part('batch id', batch_id)}:results"
+
+    @property
+    def batch_work(self) -> str:
+        """Batch items waiting for a worker (stream read by ``BATCH_GROUP``)."""
+        return f"{self.prefix}batch:work"
+
+    # --- housekeeping ----------------------------------------------------------------------------------
+
+    @property
+    def pattern(self) -> str:
+        """``SCAN MATCH`` pattern for every key of this deployment (operations, tests)."""
+        return f"{self.prefix}*"

@@ -1,0 +1,257 @@
+"""Per-payer concurrency and rate limits: the token bucket, in process, and shared by replicas via a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.asyncio import Redis
+
+from eligibility_svc.cache import make_redis
+from eligibility_svc.clearinghouse.limiter import (
+    Bucket,
+    LocalPayerLimiter,
+    PayerLimiter,
+    PayerLimits,
+    RedisPayerLimiter,
+    reserve,
+)
+from eligibility_svc.clearinghouse.resilience import RetryPolicy
+from eligibility_svc.errors import ClearinghouseRateLimited
+from eligibility_svc.redis_keys import RedisKeys
+from eligibility_svc.sandbox.ch_config import Latency, PayerBehavior, SandboxClearinghouseConfig
+from tests.support.ch_servers import SandboxFactory, make_270, resilient, scenario
+from tests.support.redis_server import RedisServer
+
+PAYER = "SBX10001"
+
+
+# --- the token bucket (pure) ------------------------------------------------------------------------
+
+
+def test_a_fresh_bucket_grants_its_burst_then_makes_callers_wait() -> None:
+    limits = PayerLimits(concurrency=1, rate_per_second=10, burst=2)
+    granted, wait, bucket = reserve(None, limits, now=0, max_wait=0)
+    assert (granted, wait) == (True, 0)
+    granted, wait, bucket = reserve(bucket, limits, now=0, max_wait=0)
+    assert (granted, wait) == (True, 0)
+    granted, wait, unchanged = reserve(bucket, limits, now=0, max_wait=0.05)
+    assert (granted, wait) == (False, pytest.approx(0.1)), "one token every 100 ms"
+    granted, wait, bucket = reserve(unchanged, limits, now=0, max_wait=1)
+    assert (granted, wait) == (True, pytest.approx(0.1))
+    granted, wait, bucket = reserve(bucket, limits, now=0, max_wait=1)
+    assert wait == pytest.approx(0.2), "reservations queue up: first come, first served"
+
+
+@given(
+    steps=st.lists(st.tuples(st.floats(0, 2), st.floats(0, 1)), max_size=40),
+    rate=st.floats(0.5, 200),
+    burst=st.integers(1, 50),
+)
+def test_bucket_never_grants_more_than_burst_plus_rate_times_time(
+    steps: list[tuple[float, float]], rate: float, burst: int
+) -> None:
+    limits = PayerLimits(concurrency=1, rate_per_second=rate, burst=burst)
+    bucket: Bucket | None = None
+    now, starts = 0.0, []
+    for gap, max_wait in steps:
+        now += gap
+        granted, wait, bucket = reserve(bucket, limits, now, max_wait)
+        assert bucket.tokens <= burst
+        if granted:
+            starts.append(now + wait)
+    for index, start in enumerate(sorted(starts)):
+        assert index + 1 <= burst + start * rate + 1e-6
+
+
+# --- in process ----------------------------------------------------------------------------------------
+
+
+async def _peak(limiter: PayerLimiter, holders: int, hold: float, deadline: float = 5.0) -> tuple[int, float]:
+    """Run ``holders`` tasks that each hold a slot for ``hold`` seconds: (most at once, seconds taken)."""
+    inside = peak = 0
+    started = time.monotonic()
+
+    async def one() -> None:
+        nonlocal inside, peak
+        async with limiter.slot(PAYER, deadline=time.monotonic() + deadline):
+            inside += 1
+            peak = max(peak, inside)
+            await asyncio.sleep(hold)
+            inside -= 1
+
+    await asyncio.gather(*(one() for _ in range(holders)))
+    return peak, time.monotonic() - started
+
+
+async def test_local_limiter_caps_payer_concurrency() -> None:
+    limiter = LocalPayerLimiter(PayerLimits(concurrency=2, rate_per_second=1000, burst=100))
+    peak, took = await _peak(limiter, holders=6, hold=0.05)
+    assert peak == 2
+    assert took >= 0.15
+    assert limiter.in_flight(PAYER) == 0
+
+
+async def test_local_limiter_gives_up_at_the_deadline_and_says_it_is_our_limit() -> None:
+    limiter = LocalPayerLimiter(PayerLimits(concurrency=1, rate_per_second=1000, burst=100))
+    release = asyncio.Event()
+
+    async def hog() -> None:
+        async with limiter.slot(PAYER, deadline=time.monotonic() + 5):
+            await release.wait()
+
+    task = asyncio.create_task(hog())
+    await asyncio.sleep(0.01)
+    started = time.monotonic()
+    with pytest.raises(
+        ClearinghouseRateLimited, match=r"concurrency limit \(1 in flight\) for payer SBX10001"
+    ) as caught:
+        async with limiter.slot(PAYER, deadline=started + 0.1):
+            pass
+    assert 0.09 <= time.monotonic() - started < 0.3
+    assert caught.value.details == {"payer_id": PAYER, "local": True, "limit": "concurrency"}
+    release.set()
+    await task
+
+
+async def test_local_limiter_paces_starts_to_the_rate() -> None:
+    limiter = LocalPayerLimiter(PayerLimits(concurrency=10, rate_per_second=20, burst=1))
+    _, took = await _peak(limiter, holders=5, hold=0)
+    assert took >= 4 / 20 - 0.01
+
+
+async def test_other_payers_are_not_slowed_by_a_saturated_one() -> None:
+    limiter = LocalPayerLimiter(
+        PayerLimits(concurrency=1, rate_per_second=1000, burst=100),
+        overrides={"BIGPAYER": PayerLimits(concurrency=5, rate_per_second=1000, burst=100)},
+    )
+    assert limiter.limits("BIGPAYER").concurrency == 5
+    async with (
+        limiter.slot(PAYER, deadline=time.monotonic() + 1),
+        limiter.slot("OTHER", deadline=time.monotonic() + 0.05),
+    ):
+        assert limiter.in_flight("OTHER") == 1
+
+
+async def test_resilient_transport_holds_a_slot_per_attempt(sandbox_factory: SandboxFactory) -> None:
+    box = await sandbox_factory(
+        SandboxClearinghouseConfig(payers={PAYER: PayerBehavior(latency=Latency(fixed_ms=100))})
+    )
+    limiter = LocalPayerLimiter(PayerLimits(concurrency=2, rate_per_second=1000, burst=100))
+    stack = resilient("core_mime", box, limiter=limiter, policy=RetryPolicy(attempt_timeout=3))
+    x12 = make_270(scenario("01").request)
+    await asyncio.gather(
+        *(stack.transport.exchange(x12, payer_id=PAYER, deadline=time.monotonic() + 3) for _ in range(6))
+    )
+    await stack.transport.close()
+    assert box.state.peak_in_flight[PAYER] == 2, "the payer never saw more than the limit"
+
+
+# --- Redis: shared by replicas --------------------------------------------------------------------------
+
+
+ClientMaker = Callable[[], Awaitable[Redis]]
+
+
+@pytest.fixture
+async def replicas(redis_url: str) -> AsyncIterator[ClientMaker]:
+    """Redis clients, one per simulated replica, closed after the test."""
+    clients: list[Redis] = []
+
+    async def make() -> Redis:
+        client = make_redis(redis_url, socket_timeout=2, connect_timeout=2)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+async def test_redis_limiter_caps_concurrency_across_replicas(replicas: ClientMaker) -> None:
+    limits = PayerLimits(concurrency=2, rate_per_second=1000, burst=100)
+    first, second = RedisPayerLimiter(await replicas(), limits), RedisPayerLimiter(await replicas(), limits)
+    inside = peak = 0
+
+    async def one(limiter: RedisPayerLimiter) -> None:
+        nonlocal inside, peak
+        async with limiter.slot(PAYER, deadline=time.monotonic() + 5):
+            inside += 1
+            peak = max(peak, inside)
+            await asyncio.sleep(0.05)
+            inside -= 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(one(first if i % 2 else second) for i in range(8)))
+    assert peak == 2
+    assert time.monotonic() - started >= 0.2
+    assert not first.degraded
+    assert await (await replicas()).zcard(RedisKeys().payer_concurrency(PAYER)) == 0, "every lease given back"
+
+
+async def test_redis_limiter_paces_starts_across_replicas(replicas: ClientMaker) -> None:
+    limits = PayerLimits(concurrency=100, rate_per_second=20, burst=2)
+    first, second = RedisPayerLimiter(await replicas(), limits), RedisPayerLimiter(await replicas(), limits)
+    started = time.monotonic()
+    times: list[float] = []
+
+    async def one(limiter: RedisPayerLimiter) -> None:
+        async with limiter.slot(PAYER, deadline=time.monotonic() + 5):
+            times.append(time.monotonic() - started)
+
+    await asyncio.gather(*(one(first if i % 2 else second) for i in range(10)))
+    assert max(times) >= (10 - 2) / 20 - 0.02, "after the burst, one start per 50 ms, whichever replica asks"
+
+
+async def test_redis_rate_limit_that_cannot_be_met_before_the_deadline(replicas: ClientMaker) -> None:
+    limiter = RedisPayerLimiter(await replicas(), PayerLimits(concurrency=10, rate_per_second=1, burst=1))
+    async with limiter.slot(PAYER, deadline=time.monotonic() + 1):
+        pass
+    with pytest.raises(ClearinghouseRateLimited, match=r"rate limit \(1/s, burst 1\)") as caught:
+        async with limiter.slot(PAYER, deadline=time.monotonic() + 0.2):
+            pass
+    assert caught.value.details["limit"] == "rate"
+
+
+async def test_a_crashed_replicas_lease_expires(replicas: ClientMaker) -> None:
+    limits = PayerLimits(concurrency=1, rate_per_second=1000, burst=100)
+    crashed = RedisPayerLimiter(await replicas(), limits, lease_margin=0.1)
+    survivor = RedisPayerLimiter(await replicas(), limits)
+    abandoned = crashed.slot(PAYER, deadline=time.monotonic() + 0.2)
+    await abandoned.__aenter__()  # never exited: the replica died holding the slot
+    started = time.monotonic()
+    async with survivor.slot(PAYER, deadline=time.monotonic() + 2):
+        waited = time.monotonic() - started
+    assert 0.2 <= waited < 1.0, "the slot came back when the lease (deadline + margin) ran out"
+
+
+async def test_redis_limiter_falls_back_to_this_process_when_redis_is_down(disposable_redis: RedisServer) -> None:
+    client = make_redis(disposable_redis.url)
+    limiter = RedisPayerLimiter(client, PayerLimits(concurrency=1, rate_per_second=1000, burst=100))
+    async with limiter.slot(PAYER, deadline=time.monotonic() + 1):
+        assert not limiter.degraded
+    disposable_redis.kill()
+    async with limiter.slot(PAYER, deadline=time.monotonic() + 1):
+        assert limiter.degraded, "readiness can report it"
+    with pytest.raises(ClearinghouseRateLimited):  # the in-process limit still holds
+        async with (
+            limiter.slot(PAYER, deadline=time.monotonic() + 1),
+            limiter.slot(PAYER, deadline=time.monotonic() + 0.1),
+        ):
+            pass
+    disposable_redis.start()
+    async with limiter.slot(PAYER, deadline=time.monotonic() + 1):
+        pass
+    assert not limiter.degraded
+    await client.aclose()
+
+
+async def test_a_payer_id_that_cannot_be_a_key_is_limited_in_process(replicas: ClientMaker) -> None:
+    limiter = RedisPayerLimiter(await replicas(), PayerLimits(concurrency=1, rate_per_second=1000, burst=100))
+    async with limiter.slot("BAD:ID WITH SPACES", deadline=time.monotonic() + 1):
+        pass
+    assert not limiter.degraded
