@@ -21,17 +21,15 @@ sandbox; ``CoreMimeTransport`` is the I/O.
 
 from __future__ import annotations
 
-import time
 import uuid
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 
-from eligibility_svc.clearinghouse.envelope import CoreRequest, new_request
-from eligibility_svc.clearinghouse.http_client import HttpAnswer, HttpEndpoint
-from eligibility_svc.clearinghouse.replies import CoreReply, payload_271
-from eligibility_svc.clearinghouse.transport import Attempt, TransportResult
-from eligibility_svc.errors import ClearinghouseError
+from eligibility_svc.clearinghouse.core_exchange import CoreTransport
+from eligibility_svc.clearinghouse.envelope import CoreRequest
+from eligibility_svc.clearinghouse.http_client import HttpAnswer
+from eligibility_svc.clearinghouse.replies import CoreReply
 
 ENVELOPE = "core_mime"
 _PARSER = BytesParser(policy=policy.HTTP)
@@ -89,54 +87,13 @@ def reply_from_answer(answer: HttpAnswer) -> CoreReply:
     )
 
 
-class CoreMimeTransport:
+class CoreMimeTransport(CoreTransport):
     """One attempt per ``exchange`` over CORE HTTP MIME multipart; wrap it in ``ResilientTransport``."""
 
     envelope = ENVELOPE
 
-    def __init__(
-        self,
-        endpoint: HttpEndpoint,
-        *,
-        sender_id: str,
-        receiver_id: str,
-        username: str | None,
-        password: str | None,
-    ) -> None:
-        self.endpoint = endpoint
-        self._sender_id = sender_id
-        self._receiver_id = receiver_id
-        self._username = username
-        self._password = password
+    def encode(self, request: CoreRequest) -> tuple[str, bytes]:
+        return encode_form(mime_fields(request))
 
-    async def exchange(self, x12_270: str, *, payer_id: str, deadline: float) -> TransportResult:
-        """POST one envelope; the 271 or a ``ClearinghouseError`` (with the PayloadID in its details)."""
-        started = time.monotonic()
-        request = new_request(
-            x12_270,
-            sender_id=self._sender_id,
-            receiver_id=self._receiver_id,
-            username=self._username,
-            password=self._password,
-        )
-        content_type, body = encode_form(mime_fields(request))
-        try:
-            answer = await self.endpoint.post(body, headers={"Content-Type": content_type}, deadline=deadline)
-            reply = reply_from_answer(answer)
-            x12_271 = payload_271(reply)
-        except ClearinghouseError as exc:
-            exc.details.setdefault("payload_id", request.payload_id)
-            raise
-        duration = time.monotonic() - started
-        attempt = Attempt(1, request.payload_id, 0.0, duration, "ok", answer.status)
-        return TransportResult(
-            x12_271=x12_271,
-            payload_id=request.payload_id,
-            attempts=(attempt,),
-            elapsed=duration,
-            envelope=ENVELOPE,
-            response_payload_id=(reply.fields or {}).get("PayloadID"),
-        )
-
-    async def close(self) -> None:
-        await self.endpoint.close()
+    def decode(self, answer: HttpAnswer) -> CoreReply:
+        return reply_from_answer(answer)

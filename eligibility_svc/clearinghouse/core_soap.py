@@ -18,7 +18,6 @@ Building and reading envelopes is pure and shared with the sandbox; ``CoreSoapTr
 
 from __future__ import annotations
 
-import time
 import xml.etree.ElementTree as ET  # building only; never used to parse
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element, ParseError
@@ -26,11 +25,10 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from eligibility_svc.clearinghouse.envelope import CoreRequest, new_request
-from eligibility_svc.clearinghouse.http_client import HttpAnswer, HttpEndpoint
-from eligibility_svc.clearinghouse.replies import CoreReply, payload_271
-from eligibility_svc.clearinghouse.transport import Attempt, TransportResult
-from eligibility_svc.errors import ClearinghouseError
+from eligibility_svc.clearinghouse.core_exchange import CoreTransport
+from eligibility_svc.clearinghouse.envelope import CoreRequest
+from eligibility_svc.clearinghouse.http_client import HttpAnswer
+from eligibility_svc.clearinghouse.replies import CoreReply
 
 ENVELOPE = "core_soap"
 SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
@@ -222,54 +220,13 @@ def reply_from_answer(answer: HttpAnswer) -> CoreReply:
 # --- transport -------------------------------------------------------------------------------------
 
 
-class CoreSoapTransport:
+class CoreSoapTransport(CoreTransport):
     """One attempt per ``exchange`` over CORE SOAP 1.2; wrap it in ``ResilientTransport``."""
 
     envelope = ENVELOPE
 
-    def __init__(
-        self,
-        endpoint: HttpEndpoint,
-        *,
-        sender_id: str,
-        receiver_id: str,
-        username: str | None,
-        password: str | None,
-    ) -> None:
-        self.endpoint = endpoint
-        self._sender_id = sender_id
-        self._receiver_id = receiver_id
-        self._username = username
-        self._password = password
+    def encode(self, request: CoreRequest) -> tuple[str, bytes]:
+        return CONTENT_TYPE, build_request(request)
 
-    async def exchange(self, x12_270: str, *, payer_id: str, deadline: float) -> TransportResult:
-        """POST one SOAP envelope; the 271 or a ``ClearinghouseError`` (with the PayloadID in its details)."""
-        started = time.monotonic()
-        request = new_request(
-            x12_270,
-            sender_id=self._sender_id,
-            receiver_id=self._receiver_id,
-            username=self._username,
-            password=self._password,
-        )
-        try:
-            answer = await self.endpoint.post(
-                build_request(request), headers={"Content-Type": CONTENT_TYPE}, deadline=deadline
-            )
-            reply = reply_from_answer(answer)
-            x12_271 = payload_271(reply)
-        except ClearinghouseError as exc:
-            exc.details.setdefault("payload_id", request.payload_id)
-            raise
-        duration = time.monotonic() - started
-        return TransportResult(
-            x12_271=x12_271,
-            payload_id=request.payload_id,
-            attempts=(Attempt(1, request.payload_id, 0.0, duration, "ok", answer.status),),
-            elapsed=duration,
-            envelope=ENVELOPE,
-            response_payload_id=(reply.fields or {}).get("PayloadID"),
-        )
-
-    async def close(self) -> None:
-        await self.endpoint.close()
+    def decode(self, answer: HttpAnswer) -> CoreReply:
+        return reply_from_answer(answer)
