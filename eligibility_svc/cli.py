@@ -39,9 +39,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eligibility-svc", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(title="commands")
+    _add_serve(commands)
+    _add_keys(commands)
     _add_x12(commands)
     _add_sandbox(commands)
+    _add_worker(commands)
     return parser
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser("serve", help="the HTTP API (the embedded sandbox default when nothing is configured)")
+    serve.add_argument("--host", default=None, help="address to bind (default: ELIG_HOST, else 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port to bind (default: ELIG_PORT, else 8080)")
+    serve.set_defaults(handler=_serve)
+
+
+def _add_keys(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from typing import get_args
+
+    from eligibility_svc.settings import ApiScope
+
+    keys = commands.add_parser("keys", help="API keys")
+    sub = keys.add_subparsers(title="keys commands")
+    new = sub.add_parser("new", help="make a key: prints the token once and the settings entry (its hash)")
+    new.add_argument(
+        "--scope", action="append", required=True, choices=get_args(ApiScope), help="repeat for several scopes"
+    )
+    new.add_argument("--name", required=True, help="who holds the key (kept in the settings, shown in logs)")
+    new.set_defaults(handler=_keys_new)
 
 
 def _add_x12(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,6 +94,46 @@ def _add_sandbox(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     clearinghouse = sub.add_parser("clearinghouse", help="CAQH CORE clearinghouse simulator")
     clearinghouse.add_argument("--port", type=int, default=8081)
     clearinghouse.set_defaults(handler=_sandbox_clearinghouse)
+    athena = sub.add_parser("athena", help="athenaNet API simulator (practice 195900, seeded from x12_fixtures)")
+    athena.add_argument("--port", type=int, default=8082)
+    athena.set_defaults(handler=_sandbox_athena)
+
+
+def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    worker = commands.add_parser("worker", help="apply queued athenaNet write-backs (needs ELIG_REDIS_URL)")
+    worker.set_defaults(handler=_worker)
+
+
+# --- serve and keys ---------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from eligibility_svc.api.serve import serve
+    from eligibility_svc.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    host = args.host if args.host is not None else settings.host
+    port = args.port if args.port is not None else settings.port
+    asyncio.run(serve(settings, host, port))
+    return 0
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    from eligibility_svc.security import generate_api_key
+
+    key = generate_api_key(list(dict.fromkeys(args.scope)), name=args.name)
+    entry = key.settings.model_dump_json(exclude_defaults=True)
+    print(f"token: {key.token}")
+    print(f"ELIG_API_KEYS='[{entry}]'")
+    print(
+        "the token is shown only now: give it to its holder. Only its hash goes into the settings; "
+        "add the entry to the JSON list in ELIG_API_KEYS (or in the secrets directory).",
+        file=sys.stderr,
+    )
+    return 0
 
 
 # --- x12 ------------------------------------------------------------------------------------------
@@ -146,6 +211,25 @@ def _x12_validate(args: argparse.Namespace) -> int:
 
 
 # --- sandbox --------------------------------------------------------------------------------------
+
+
+def _sandbox_athena(args: argparse.Namespace) -> int:
+    from eligibility_svc.sandbox.athena import run_sandbox_athena
+
+    run_sandbox_athena(args.port)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from eligibility_svc.athena.outbox import run_outbox_worker
+    from eligibility_svc.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    asyncio.run(run_outbox_worker(settings))
+    return 0
 
 
 def _sandbox_clearinghouse(args: argparse.Namespace) -> int:

@@ -7,7 +7,11 @@ exceptions at their edge (``raise ClearinghouseTimeout(...) from exc``); nothing
 
     EligibilityError                         500 internal
     ├── RequestInvalid                       422 request.invalid         (API body / EligibilityRequest)
-    │   └── InquiryInvalid                   422 request.inquiry_invalid (a 270 cannot be built from it)
+    │   ├── InquiryInvalid                   422 request.inquiry_invalid (a 270 cannot be built from it)
+    │   ├── RequestMalformed                 400 request.malformed       (not JSON, not UTF-8)
+    │   ├── RequestTooLarge                  413 request.too_large       (body over max_body_bytes)
+    │   └── UnsupportedMediaType             415 request.unsupported_media_type
+    ├── MethodNotAllowed                     405 method_not_allowed
     ├── X12Error                             422 x12.*                   (bytes we were given or received)
     │   ├── X12SyntaxError                   422 x12.syntax              (envelope / segment level)
     │   ├── X12StructureError                422 x12.structure           (loops out of order, missing HL ...)
@@ -26,6 +30,16 @@ exceptions at their edge (``raise ClearinghouseTimeout(...) from exc``); nothing
     │   ├── ClearinghouseRejected            502 clearinghouse.rejected    (CORE ErrorCode other than Success)
     │   └── ClearinghouseBadResponse         502 clearinghouse.bad_response (no / non-271 payload, 999)
     ├── AthenaError                          502 athena.*
+    │   ├── AthenaUnavailable                503 athena.unavailable      (connection failure, 5xx)
+    │   ├── AthenaTimeout                    504 athena.timeout
+    │   ├── AthenaRateLimited                429 athena.rate_limited     (429, or our own budgets)
+    │   ├── AthenaAuthFailed                 502 athena.auth_failed      (token refused, 401 after refresh, 403)
+    │   ├── AthenaBadRequest                 502 athena.bad_request      (400: the data we sent)
+    │   ├── AthenaNotFound                   404 athena.not_found        (practice, patient, policy)
+    │   ├── AthenaConflict                   409 athena.conflict         (a policy holds that sequence)
+    │   ├── AthenaBadResponse                502 athena.bad_response
+    │   ├── AthenaPayerUnmapped              422 athena.payer_unmapped   (no package for the payer)
+    │   └── AthenaPatientDataInvalid         422 athena.patient_data_invalid (a field on file is unusable)
     └── ConfigurationError                   500 config.invalid
 """
 
@@ -76,6 +90,33 @@ class InquiryInvalid(RequestInvalid):
             details={"fields": [{"field": f, "problem": p} for f, p in problems]},
         )
         self.problems = problems
+
+
+# ... added with the HTTP API (issue 5) ...
+
+
+class RequestMalformed(RequestInvalid):
+    """The body cannot be read at all (not JSON, not UTF-8), so no field can be named."""
+
+    code = "request.malformed"
+    http_status = 400
+
+
+class RequestTooLarge(RequestInvalid):
+    code = "request.too_large"
+    http_status = 413
+
+
+class UnsupportedMediaType(RequestInvalid):
+    code = "request.unsupported_media_type"
+    http_status = 415
+
+
+class MethodNotAllowed(EligibilityError):
+    """The path exists but not with this method; ``details["allowed"]`` lists the methods it has."""
+
+    code = "method_not_allowed"
+    http_status = 405
 
 
 # --- X12 ----------------------------------------------------------------------------------------
@@ -214,8 +255,87 @@ class ClearinghouseCircuitOpen(ClearinghouseUnavailable):
 
 
 class AthenaError(EligibilityError):
+    """athenaNet did not do what we asked, or its data cannot be used (the client translates at its edge).
+
+    ``retryable``: the same call may succeed later (the outbox retries it); ``details`` carry athenaNet's
+    ``error`` / ``detailedmessage`` texts, the HTTP status and the endpoint template, never patient data.
+    """
+
     code = "athena.error"
     http_status = 502
+    retryable: ClassVar[bool] = False
+
+
+# ... added with the athenaNet client (issue 6) ...
+
+
+class AthenaUnavailable(AthenaError):
+    """Connection failed, or athenaNet answered 5xx (after the client's own retries)."""
+
+    code = "athena.unavailable"
+    http_status = 503
+    retryable = True
+
+
+class AthenaTimeout(AthenaError):
+    code = "athena.timeout"
+    http_status = 504
+    retryable = True
+
+
+class AthenaRateLimited(AthenaError):
+    """429 from athenaNet, or our own per-practice / token-endpoint budget left no room in time."""
+
+    code = "athena.rate_limited"
+    http_status = 429
+    retryable = True
+
+
+class AthenaAuthFailed(AthenaError):
+    """The token endpoint refused our credentials, or a fresh token was refused too (401/403)."""
+
+    code = "athena.auth_failed"
+
+
+class AthenaBadRequest(AthenaError):
+    """400: athenaNet refused the data we sent (``details["missingfields"]`` when it says which)."""
+
+    code = "athena.bad_request"
+
+
+class AthenaNotFound(AthenaError):
+    """404: no such practice or patient, or no policy at that sequence number."""
+
+    code = "athena.not_found"
+    http_status = 404
+
+
+class AthenaConflict(AthenaError):
+    """409: an active policy already holds that sequence number (the write-back reads again and re-decides)."""
+
+    code = "athena.conflict"
+    http_status = 409
+    retryable = True
+
+
+class AthenaBadResponse(AthenaError):
+    """athenaNet answered something we cannot read (not JSON, not the documented shape)."""
+
+    code = "athena.bad_response"
+
+
+class AthenaPayerUnmapped(AthenaError):
+    """A payer ID (or insurance package) has no mapping in the practice's configuration: not guessed."""
+
+    code = "athena.payer_unmapped"
+    http_status = 422
+
+
+class AthenaPatientDataInvalid(AthenaError):
+    """What athenaNet holds for the patient cannot make an inquiry; ``details["field"]`` names the field."""
+
+    code = "athena.patient_data_invalid"
+    http_status = 422
 
 
 # --- configuration --------------------------------------------------------------------------------

@@ -14,6 +14,13 @@ can see the whole keyspace here and two deployments can share one Redis with dif
     {prefix}athena:token:{client}          athenaNet OAuth2 access token                    token expiry
     {prefix}outbox:athena                  write-back outbox (stream)                       trimmed
     {prefix}outbox:athena:dead             write-back dead letters (stream)                 trimmed
+    {prefix}outbox:athena:item:{check_id}  a write-back's sealed payload and state (hash)   state TTL
+    {prefix}outbox:athena:retry            write-backs waiting to retry (zset by due time)  none
+    {prefix}athena:token:{client}:lock     one replica fetching a token                     PX expiry
+    {prefix}athena:token:{client}:requests token requests in the window (zset)              window
+    {prefix}athena:rate:{practice}         per-practice API token bucket                    idle expiry
+    {prefix}athena:lock:{digest}           one write-back at a time per patient             PX expiry
+    {prefix}athena:audit                   one record per athenaNet call (stream)           trimmed
     {prefix}batch:{id}                     batch metadata (hash)
     {prefix}batch:{id}:results             batch results (stream)
     {prefix}batch:work                     batch items for the workers (stream)
@@ -117,6 +124,38 @@ class RedisKeys:
     def outbox_dead(self) -> str:
         """Write-backs that exhausted their retries."""
         return f"{self.prefix}outbox:athena:dead"
+
+    # ... added with the athenaNet client and outbox (issue 6) ...
+
+    def athena_token_lock(self, client: str) -> str:
+        """Held by the one replica fetching a new token for ``client``."""
+        return f"{self.prefix}athena:token:{_part('client', client)}:lock"
+
+    def athena_token_requests(self, client: str) -> str:
+        """When ``client``'s recent token requests were made (sorted set): the endpoint's rate limit."""
+        return f"{self.prefix}athena:token:{_part('client', client)}:requests"
+
+    def athena_rate(self, practice_id: str) -> str:
+        """One practice's token bucket for API calls (our self-imposed rate, shared by replicas)."""
+        return f"{self.prefix}athena:rate:{_outside_part(practice_id)}"
+
+    def athena_patient_lock(self, digest: str) -> str:
+        """Held while one write-back reads and writes a patient's insurances (``digest``: HMAC of the patient)."""
+        return f"{self.prefix}athena:lock:{_part('digest', digest)}"
+
+    @property
+    def athena_audit(self) -> str:
+        """One record per athenaNet call (stream): endpoint template, status, duration, check id."""
+        return f"{self.prefix}athena:audit"
+
+    def outbox_item(self, check_id: str) -> str:
+        """A write-back's payload (sealed) and state (hash), by its check."""
+        return f"{self.prefix}outbox:athena:item:{_part('check id', check_id)}"
+
+    @property
+    def outbox_retry(self) -> str:
+        """Write-backs waiting for their next attempt (sorted set: check id by due time)."""
+        return f"{self.prefix}outbox:athena:retry"
 
     # --- batches ---------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -122,6 +122,106 @@ class SandboxSettings(BaseModel):
     fixtures_dir: Path = DEFAULT_FIXTURES
 
 
+# --- athenaNet (issue 6) ----------------------------------------------------------------------------
+
+_PROCEDURE_REF = r"^(?:(?:HC|AD|CJ|N4|ZZ):)?[A-Za-z0-9]{1,48}$"  # "99213" (CPT/HCPCS) or "AD:D0120"
+_CLIENT_ID = r"^[A-Za-z0-9._\-]{1,128}$"  # it names a Redis key (the shared token)
+
+
+class AthenaProviderSettings(BaseModel):
+    """The information receiver (2100B) of checks built from athenaNet data."""
+
+    npi: str = Field(pattern=r"^\d{10}$")
+    organization_name: str | None = None
+    last_name: str | None = None  # a person instead of an organization
+    first_name: str | None = None
+
+
+class AthenaPayerPackage(BaseModel):
+    """Where one payer lives in a practice's athenaNet: its insurance package."""
+
+    insurance_package_id: int = Field(ge=1)
+    payer_name: str | None = None  # the 270's payer name (2100A); None: athenaNet's plan name
+    # Other packages of the same payer (plans of one carrier): holding one of them is no package change.
+    also_accept: list[int] = Field(default_factory=list)
+
+
+class AthenaPracticeSettings(BaseModel):
+    """One athenaNet practice: payer ID → insurance package, and who asks for its checks."""
+
+    payers: dict[str, AthenaPayerPackage] = Field(default_factory=dict)  # by payer ID (2100A NM109)
+    provider: AthenaProviderSettings | None = None  # default information receiver
+    department_providers: dict[str, AthenaProviderSettings] = Field(default_factory=dict)  # by departmentid
+    requests_per_second: float | None = Field(default=None, gt=0)  # None: athena.requests_per_second
+    # appointmenttypeid → procedures, over athena.appointment_procedures.
+    appointment_procedures: dict[str, list[Annotated[str, Field(pattern=_PROCEDURE_REF)]]] = Field(default_factory=dict)
+
+    @field_validator("payers")
+    @classmethod
+    def _one_payer_per_package(cls, value: dict[str, AthenaPayerPackage]) -> dict[str, AthenaPayerPackage]:
+        owners: dict[int, str] = {}
+        for payer_id, package in value.items():
+            for package_id in (package.insurance_package_id, *package.also_accept):
+                if owners.setdefault(package_id, payer_id) != payer_id:
+                    raise ValueError(
+                        f"insurance package {package_id} is mapped to payers {owners[package_id]} and {payer_id}"
+                    )
+        return value
+
+
+class AthenaSandboxSettings(BaseModel):
+    """The athenaNet simulator (``sandbox athena``, and in process for the embedded default)."""
+
+    client_id: str = "sandbox-client"
+    client_secret: SecretStr = SecretStr("sandbox-not-secret")
+    practice_id: str = "195900"  # athenaNet's preview practice
+    token_lifetime_seconds: int = Field(default=3600, ge=1)
+    token_requests_per_minute: int = Field(default=5, ge=1)  # preview's limit
+
+
+class AthenaSettings(BaseModel):
+    """The athenaNet client, the write-back outbox and its worker."""
+
+    transport: Literal["sandbox", "athena"] = "sandbox"
+    # https://api.preview.platform.athenahealth.com (preview) or https://api.platform.athenahealth.com;
+    # None with the sandbox transport: the simulator in process.
+    base_url: str | None = None
+    client_id: str = Field(default="sandbox-client", pattern=_CLIENT_ID)
+    client_secret: SecretStr = SecretStr("sandbox-not-secret")
+    scope: str = "athena/service/Athenanet.MDP.*"
+    ca_file: Path | None = None  # an extra trust anchor; verification is always on
+    # Token endpoint: 50 new tokens a minute in production, 5 in preview; counted across replicas.
+    token_requests_per_minute: int = Field(default=5, ge=1)
+    token_window_seconds: float = Field(default=60.0, gt=0)
+    token_refresh_margin_seconds: float = Field(default=60.0, ge=0)  # refresh this long before expiry
+    request_timeout_seconds: float = Field(default=15.0, gt=0)  # reads
+    write_timeout_seconds: float = Field(default=40.0, gt=0)  # POST/PUT/DELETE: preview's take ~20 s
+    connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    requests_per_second: float = Field(default=5.0, gt=0)  # self-imposed, per practice, across replicas
+    request_burst: int = Field(default=5, ge=1)
+    max_attempts: int = Field(default=4, ge=1)  # per call, for 429 / 5xx / connection failures
+    backoff_base_seconds: float = Field(default=0.5, ge=0)  # exponential with full jitter
+    backoff_max_seconds: float = Field(default=8.0, ge=0)
+    max_retry_after_seconds: float = Field(default=60.0, ge=0)  # a longer Retry-After: give the call up
+    practices: dict[str, AthenaPracticeSettings] = Field(default_factory=dict)  # by practice id
+    appointment_procedures: dict[str, list[Annotated[str, Field(pattern=_PROCEDURE_REF)]]] = Field(
+        default_factory=dict
+    )  # appointmenttypeid → procedures, for every practice
+    default_provider: AthenaProviderSettings | None = None  # when a practice names none
+    # Write inactive / unverified coverage over an active policy (off: such checks are refused).
+    allow_inactive_overwrite: bool = False
+    outbox_max_attempts: int = Field(default=8, ge=1)  # then a dead letter with the reason
+    outbox_backoff_base_seconds: float = Field(default=2.0, ge=0)
+    outbox_backoff_max_seconds: float = Field(default=300.0, ge=0)
+    # A write-back a dead worker held is taken over after this long (a live worker keeps renewing its
+    # claim while it waits on athenaNet, so this only bounds how long a crash delays the write-back).
+    outbox_claim_idle_seconds: float = Field(default=90.0, gt=0)
+    outbox_concurrency: int = Field(default=4, ge=1)  # write-backs in flight per worker
+    outbox_state_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)  # how long a check's write-back state is kept
+    audit_stream_max_len: int = Field(default=100_000, ge=0)  # 0: audit records go to the log only
+    sandbox: AthenaSandboxSettings = Field(default_factory=AthenaSandboxSettings)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ELIG_",
@@ -141,6 +241,12 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     # JSON list in ELIG_API_KEYS (or the secrets dir): [{"id": ..., "secret_hash": ..., "scopes": [...]}].
     api_keys: list[ApiKeySettings] = Field(default_factory=list)
+    # --- added with the HTTP API (issue 5) ---
+    # SIGTERM: stop accepting, give in-flight checks this long (under Kubernetes' 30 s default grace period).
+    shutdown_grace_seconds: float = Field(default=25.0, ge=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # larger request bodies are answered 413
+    # --- added with athenaNet (issue 6) ---
+    athena: AthenaSettings = Field(default_factory=AthenaSettings)
 
     @field_validator("api_keys")
     @classmethod

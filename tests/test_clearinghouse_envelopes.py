@@ -226,3 +226,20 @@ def test_soap_response_fields_are_read_by_local_name_with_cdata_unwrapped() -> N
     assert message.fields["PayloadType"] == "X12_271_Response_005010X279A1"
     assert message.fields["ErrorCode"] == "Success"
     assert message.fields["Payload"].strip() == "ISA*00*<not markup>~"
+
+
+def test_decode_form_reads_what_other_servers_write() -> None:
+    # A quoted boundary, a base64 part, LF-only line breaks and a part without a name (skipped).
+    body = (
+        b"preamble\n--b1\n"
+        b'Content-Disposition: form-data; name="ErrorCode"\n\nSuccess\n'
+        b"--b1\nContent-Disposition: form-data\n\nno name\n"
+        b'--b1\nContent-Disposition: form-data; name="Payload"\nContent-Transfer-Encoding: base64\n\n'
+        b"SVNBKjAwfg==\n--b1--\n"
+    )
+    assert decode_form('multipart/form-data; boundary="b1"', body) == [("ErrorCode", "Success"), ("Payload", "ISA*00~")]
+
+
+def test_decode_form_refuses_a_multipart_type_without_parts() -> None:
+    assert decode_form("multipart/form-data", b"--x\r\n\r\n--x--") is None
+    assert decode_form("multipart/form-data; boundary=x", b"no boundary here") is None

@@ -31,6 +31,7 @@ from eligibility_svc.x12.inquiry_rules import check_inquiry
 from eligibility_svc.x12.interpret import summarize
 from eligibility_svc.x12.parse271 import parse_271
 from eligibility_svc.x12.reader import Segment, read_interchange
+from eligibility_svc.x12.render import envelope_of, render_interchange
 from tests.support.golden import assert_subset, subset_differences
 
 FIXTURES = Path(__file__).resolve().parent.parent / "x12_fixtures"
@@ -269,13 +270,10 @@ def test_golden(folder: Path) -> None:
 @pytest.mark.parametrize("folder", SCENARIO_DIRS, ids=IDS)
 def test_render_round_trip(folder: Path) -> None:
     """parse_271 then render gives the canonical file back byte for byte."""
-    render = pytest.importorskip("eligibility_svc.x12.render")
     text = (folder / "271.x12").read_text(encoding="ascii")
     interchange = read_interchange(text)
     transactions = parse_271(text)
-    rendered = render.render_interchange(
-        transactions, render.envelope_of(interchange), interchange.delimiters, line_end="\n"
-    )
+    rendered = render_interchange(transactions, envelope_of(interchange), interchange.delimiters, line_end="\n")
     assert rendered + "\n" == text
 
 

@@ -21,10 +21,9 @@ sandbox; ``CoreMimeTransport`` is the I/O.
 
 from __future__ import annotations
 
+import base64
+import quopri
 import uuid
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 
 from eligibility_svc.clearinghouse.core_exchange import CoreTransport
 from eligibility_svc.clearinghouse.envelope import CoreRequest
@@ -32,7 +31,6 @@ from eligibility_svc.clearinghouse.http_client import HttpAnswer
 from eligibility_svc.clearinghouse.replies import CoreReply
 
 ENVELOPE = "core_mime"
-_PARSER = BytesParser(policy=policy.HTTP)
 
 
 def mime_fields(request: CoreRequest) -> list[tuple[str, str]]:
@@ -60,20 +58,73 @@ def encode_form(fields: list[tuple[str, str]], *, boundary: str | None = None) -
 
 
 def decode_form(content_type: str, body: bytes) -> list[tuple[str, str]] | None:
-    """The ``(name, value)`` parts of a ``multipart/form-data`` body, in order; None if it is not one."""
-    if not content_type.lower().startswith("multipart/"):
+    """The ``(name, value)`` parts of a ``multipart/form-data`` body, in order; None if it is not one.
+
+    A direct split on the boundary (the stdlib email parser cost over a millisecond per reply).
+    Parts without a ``name`` are skipped; base64 and quoted-printable transfer encodings are decoded.
+    """
+    boundary = _boundary(content_type)
+    if boundary is None:
         return None
-    message = _PARSER.parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
-    if not isinstance(message, EmailMessage) or not message.is_multipart():
+    mark = b"--" + boundary.encode("latin-1")
+    pieces = body.split(mark)
+    if len(pieces) < 3:  # preamble, at least one part, and the closing "--"
         return None
     fields: list[tuple[str, str]] = []
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not isinstance(name, str):
-            continue
-        raw = part.get_payload(decode=True)
-        fields.append((name, raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else ""))
+    for piece in pieces[1:-1]:
+        part = _form_part(piece)
+        if part is not None:
+            fields.append(part)
     return fields
+
+
+def _boundary(content_type: str) -> str | None:
+    kind, _, params = content_type.partition(";")
+    if not kind.strip().lower().startswith("multipart/"):
+        return None
+    for param in params.split(";"):
+        key, _, value = param.strip().partition("=")
+        if key.lower() == "boundary" and value:
+            return value.strip().strip('"')
+    return None
+
+
+def _form_part(piece: bytes) -> tuple[str, str] | None:
+    """One part between boundaries: headers, a blank line, the value (its final CRLF belongs to the boundary)."""
+    piece = piece[2:] if piece.startswith(b"\r\n") else piece.removeprefix(b"\n")
+    head, sep, value = piece.partition(b"\r\n\r\n")
+    if not sep:
+        head, sep, value = piece.partition(b"\n\n")
+    if not sep:
+        return None
+    headers = _part_headers(head.decode("latin-1"))
+    name = _disposition_name(headers.get("content-disposition", ""))
+    if name is None:
+        return None
+    value = value[:-2] if value.endswith(b"\r\n") else value.removesuffix(b"\n")  # exactly one line break
+    encoding = headers.get("content-transfer-encoding", "").strip().lower()
+    if encoding == "base64":
+        value = base64.b64decode(value, validate=False)
+    elif encoding == "quoted-printable":
+        value = quopri.decodestring(value)
+    return name, value.decode("utf-8", errors="replace")
+
+
+def _part_headers(head: str) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in head.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            headers[key.strip().lower()] = value.strip()
+    return headers
+
+
+def _disposition_name(disposition: str) -> str | None:
+    for param in disposition.split(";")[1:]:
+        key, _, value = param.strip().partition("=")
+        if key.lower() == "name":
+            return value.strip().strip('"')
+    return None
 
 
 def reply_from_answer(answer: HttpAnswer) -> CoreReply:

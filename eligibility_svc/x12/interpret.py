@@ -6,17 +6,19 @@ service, errors, provenance).  Where that page leaves a choice open, the choice 
 written next to the code as "Reading:".
 
 Pure and deterministic: no I/O, no clock, no randomness.  Fast: every EB row is looked at once to
-build a ``_Row`` (network, level, service types, places of service, procedure), rows are indexed by
-service type once per member, and the regular expressions for authorization only ever see MSG
-texts.  Output models are assembled with ``_new`` (no validation) from values built here with the
-exact types the models declare; ``tests/test_interpret.py`` re-validates whole summaries to keep
-that honest.
+build a ``_Row`` (network, level, service types, places of service, procedure, what each rule wants
+of it), rows are indexed by service type only when a service is asked about, each tier's
+cost/signal/authorization/notable rows are picked out once per member, and the regular expressions
+for authorization only ever see MSG texts.  Output models are assembled by ``_builder`` functions
+(no validation) from values built here with the exact types the models declare;
+``tests/test_interpret_assembly.py`` proves every summary of every fixture and corpus file equal to,
+and serialized exactly like, its validated twin.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -87,8 +89,6 @@ _COST_SHARES: Final = codes.COST_SHARE_CODES
 _NEGATIVE: Final = _INACTIVE | frozenset({"I", "E"})
 _COVERAGE_SIGNALS: Final = _ACTIVE | _NEGATIVE | _COST_SHARES
 _NETWORK_ENUM: Final = {"Y": Network.IN, "N": Network.OUT, "W": Network.BOTH}
-_REMAINING_PERIODS: Final = frozenset({"29", "33"})
-_MET_PERIOD: Final = "24"
 _LOCATIONS: Final = {
     "2000A": "payer",
     "2100A": "payer",
@@ -101,70 +101,65 @@ _LOCATIONS: Final = {
 _SAME_CODE_SET: Final = {"CJ": "HC"}  # EB13 HC and CJ name the same CPT codes
 
 # --- fast model assembly -------------------------------------------------------------------------------
+#
+# Output models are built without validation from values made here with the exact types the models
+# declare.  ``_builder`` is the one place that knows how: it sets the four slots of a pydantic model
+# the way pydantic-core does for a validated instance (``__dict__`` the field values, every field
+# name as the fields set, no extra, no private), through the slots' own descriptors, which is the
+# cheapest way past ``BaseModel.__setattr__``.  Complete instances of a class share one fields set:
+# pydantic only ever adds field names to it, and every name is already there.
+# ``tests/test_interpret_assembly.py`` proves the result equal to, and serialized exactly like, a
+# validated instance across every fixture and corpus file.
 
 _M = TypeVar("_M", bound=BaseModel)
-_set = object.__setattr__  # pydantic's own way past its __setattr__ (model_construct does the same)
+_BASE_SLOTS: Final = vars(BaseModel)
+_set_dict: Final = _BASE_SLOTS["__dict__"].__set__
+_set_fields_set: Final = _BASE_SLOTS["__pydantic_fields_set__"].__set__
+_set_extra: Final = _BASE_SLOTS["__pydantic_extra__"].__set__
+_set_private: Final = _BASE_SLOTS["__pydantic_private__"].__set__
+_object_new: Final = object.__new__
 
 
-@dataclass(frozen=True, slots=True)
-class _Shape:
-    """What ``_new`` needs to know about a model class, worked out once."""
+def _builder(cls: type[_M]) -> Callable[[dict[str, Any]], _M]:
+    """A function making a ``cls`` from a dict holding *every* field (hot paths write it as a literal)."""
+    config = cls.model_config
+    if (
+        cls.__pydantic_post_init__
+        or cls.__private_attributes__
+        or cls.__pydantic_root_model__
+        or config.get("extra") == "allow"
+    ):
+        raise TypeError(f"{cls.__name__} needs pydantic's own construction")
+    every = set(cls.model_fields)
 
-    count: int  # number of fields
-    every: set[str]  # every field name: the fields_set of a complete instance (see _new)
-    fixed: dict[str, Any]  # immutable defaults
-    mutable: tuple[tuple[str, Any], ...]  # list and model defaults, copied per instance
+    def build(state: dict[str, Any]) -> _M:
+        model = _object_new(cls)
+        _set_dict(model, state)
+        _set_fields_set(model, every)
+        _set_extra(model, None)
+        _set_private(model, None)
+        return model
 
-
-_SHAPES: dict[type[BaseModel], _Shape] = {}
-
-
-def _shape(cls: type[BaseModel]) -> _Shape:
-    known = _SHAPES.get(cls)
-    if known is None:
-        fixed: dict[str, Any] = {}
-        mutable: list[tuple[str, Any]] = []
-        for name, info in cls.model_fields.items():
-            if info.is_required():
-                continue
-            if isinstance(info.default, list | BaseModel):
-                mutable.append((name, info.default))
-            else:
-                fixed[name] = info.default
-        known = _SHAPES[cls] = _Shape(len(cls.model_fields), set(cls.model_fields), fixed, tuple(mutable))
-    return known
+    return build
 
 
-def _raw(cls: type[_M], state: dict[str, Any]) -> _M:
-    """``cls`` from a dict holding *every* field (hot paths build it as a literal)."""
-    obj = cls.__new__(cls)
-    _set(obj, "__dict__", state)
-    _set(obj, "__pydantic_fields_set__", (_SHAPES.get(cls) or _shape(cls)).every)
-    _set(obj, "__pydantic_extra__", None)
-    _set(obj, "__pydantic_private__", None)
-    return obj
-
-
-def _new(cls: type[_M], **values: Any) -> _M:
-    """``cls`` without validation, for values built here with exact types (``model_construct``'s job
-    at a fraction of its cost).  Missing fields take their defaults; mutable defaults are copied."""
-    shape = _SHAPES.get(cls) or _shape(cls)
-    # Complete instances share one fields_set: pydantic only ever adds field names to it, and
-    # every name is already there.  Incomplete ones get their own.
-    given = shape.every
-    if len(values) != shape.count:
-        given = set(values)
-        for name, default in shape.fixed.items():
-            values.setdefault(name, default)
-        for name, default in shape.mutable:
-            if name not in values:
-                values[name] = [] if isinstance(default, list) else default.model_copy(deep=True)
-    obj = cls.__new__(cls)
-    _set(obj, "__dict__", values)  # the ** call made ``values`` a fresh dict: it can be the state
-    _set(obj, "__pydantic_fields_set__", given)
-    _set(obj, "__pydantic_extra__", None)
-    _set(obj, "__pydantic_private__", None)
-    return obj
+_aaa_error_model: Final = _builder(AaaError)
+_accumulator_model: Final = _builder(Accumulator)
+_amounts_model: Final = _builder(Amounts)
+_benefit_row_model: Final = _builder(BenefitRow)
+_correction_model: Final = _builder(CorrectionModel)
+_cost_share_model: Final = _builder(CostShare)
+_summary_model: Final = _builder(CoverageSummary)
+_evidence_model: Final = _builder(Evidence)
+_limitation_model: Final = _builder(Limitation)
+_member_info_model: Final = _builder(MemberInfo)
+_network_amounts_model: Final = _builder(NetworkAmounts)
+_network_costs_model: Final = _builder(NetworkCosts)
+_payer_model: Final = _builder(PayerInfo)
+_plan_model: Final = _builder(PlanInfo)
+_provenance_model: Final = _builder(Provenance)
+_related_entity_model: Final = _builder(RelatedEntity)
+_service_answer_model: Final = _builder(ServiceAnswer)
 
 
 # --- members ----------------------------------------------------------------------------------------------
@@ -274,27 +269,33 @@ class _Row:
 
     index: int
     loop: Loop2110
+    eb: Eb
     info: str  # EB01
     stcs: list[str]  # EB03
     plan_level: bool  # EB03 empty or containing 30
     networks: tuple[int, ...]  # the networks the row speaks for: 0 in, 1 out
     specific: bool  # EB12 Y or N
-    individual: bool  # EB02 IND, EMP or empty
     places: tuple[str, ...]  # III*ZZ places of service
     procedure: tuple[str, str] | None  # (code set, code) of EB13
     cost_slot: int  # per-service cost field (0 copay, 2 coinsurance, 4/6 C/G remaining) or -1
     cost_value: Decimal | None  # the value that field would take from this row
     rank: int  # within-tier preference: specific network (4), individual level (2); lower wins
+    limitation: bool  # reported as a limitation (docs: "limitations")
+    notable: bool  # has MSG texts or is a limitation
+    talks: bool  # has an EB11 or MSG texts
 
     @property
     def messages(self) -> list[str]:
         return [m.text for m in self.loop.messages]
 
 
-_NETWORK_NAMES: Final = ("in", "out")
 _IN: Final = (0,)  # network offsets: 0 in network, 1 out of network
 _OUT: Final = (1,)
 _BOTH: Final = (0, 1)
+_NETWORKS: Final = {"Y": _IN, "N": _OUT}
+_INDIVIDUAL_LEVELS: Final = codes.INDIVIDUAL_LEVELS
+_ACCUMULATOR_CODES: Final = frozenset({"C", "G"})  # EB01 deductible, out of pocket
+_FAMILY_LEVELS: Final = codes.FAMILY_LEVELS
 
 
 def _procedure_key(qualifier: str, code: str) -> tuple[str, str]:
@@ -305,47 +306,52 @@ _COPAY, _COINSURANCE, _DEDUCTIBLE_LEFT, _OUT_OF_POCKET_LEFT = 0, 2, 4, 6  # + 0 
 _COST_FIELDS: Final = 8
 
 
-def _cost_slot(eb: Eb) -> tuple[int, Decimal | None]:
-    """Which per-service cost field an EB row can fill, and with what (docs: "Per requested service")."""
-    info = eb.info
-    if info == "B":
-        return _COPAY, eb.amount
-    if info == "A":
-        return _COINSURANCE, eb.percent
-    if info in ("C", "G") and eb.time_period == "29":
-        return (_DEDUCTIBLE_LEFT if info == "C" else _OUT_OF_POCKET_LEFT), eb.amount
-    return -1, None
-
-
-def _make_row(index: int, loop: Loop2110) -> _Row:
-    eb = loop.eb
-    stcs = eb.service_types
-    network = eb.in_plan_network
-    proc = eb.procedure
-    specific = network in ("Y", "N")
-    individual = eb.coverage_level in codes.INDIVIDUAL_LEVELS
-    slot, value = _cost_slot(eb)
-    return _Row(
-        index=index,
-        loop=loop,
-        info=eb.info,
-        stcs=stcs,
-        plan_level=not stcs or _PLAN in stcs,
-        networks=_IN if network == "Y" else _OUT if network == "N" else _BOTH,
-        specific=specific,
-        individual=individual,
-        places=tuple(a.info.code for a in loop.additional_info if a.info.qualifier == "ZZ")
-        if loop.additional_info
-        else (),
-        procedure=_procedure_key(proc.qualifier, proc.code) if proc else None,
-        cost_slot=slot if value is not None else -1,
-        cost_value=value,
-        rank=(0 if specific else 4) + (0 if individual else 2),
-    )
-
-
 def _rows(member: _Member) -> list[_Row]:
-    return [_make_row(i, loop) for i, loop in enumerate(member.loop.benefits)]
+    """Every EB row of the member, each looked at once (docs: "Per requested service" for the cost slot)."""
+    rows: list[_Row] = []
+    for index, loop in enumerate(member.loop.benefits):
+        eb = loop.eb
+        info, stcs, network, proc = eb.info, eb.service_types, eb.in_plan_network, eb.procedure
+        networks = _NETWORKS.get(network, _BOTH)
+        specific = networks is not _BOTH
+        # Which per-service cost field the row can fill, and with what.
+        if info == "B":
+            slot, value = _COPAY, eb.amount
+        elif info == "A":
+            slot, value = _COINSURANCE, eb.percent
+        elif info in _ACCUMULATOR_CODES and eb.time_period == "29":
+            slot, value = (_DEDUCTIBLE_LEFT if info == "C" else _OUT_OF_POCKET_LEFT), eb.amount
+        else:
+            slot, value = -1, None
+        extra = loop.additional_info
+        # F rows; other rows with EB09/EB10 or HSD, but cost-share rows only when they carry HSD.
+        limitation = (
+            info == "F"
+            or bool(loop.delivery)
+            or (info not in _COST_SHARES and bool(eb.quantity_qualifier or eb.quantity is not None))
+        )
+        messages = bool(loop.messages)
+        rows.append(
+            _Row(
+                index,
+                loop,
+                eb,
+                info,
+                stcs,
+                not stcs or _PLAN in stcs,
+                networks,
+                specific,
+                tuple(a.info.code for a in extra if a.info.qualifier == "ZZ") if extra else (),
+                _procedure_key(proc.qualifier, proc.code) if proc else None,
+                slot if value is not None else -1,
+                value,
+                (0 if specific else 4) + (0 if eb.coverage_level in _INDIVIDUAL_LEVELS else 2),
+                limitation,
+                messages or limitation,
+                messages or bool(eb.auth_required),
+            )
+        )
+    return rows
 
 
 # --- status -------------------------------------------------------------------------------------------
@@ -415,33 +421,7 @@ def _find_ref(places: Sequence[Sequence[Ref]], qualifier: str) -> Ref | None:
     return None
 
 
-def _plan(member: _Member, status_row: _Row | None) -> PlanInfo:
-    """Plan identity from the member's 2100 loop(s) and the status row (docs: "Plan").
-
-    Reading: a qualifier's order beats a place's (REF*6P anywhere before REF*1L anywhere), and a
-    dependent's 2100D is searched before its subscriber's 2100C, then the status row.
-    """
-    places: list[Sequence[Ref]] = [loop.refs for loop in member.name_loops]
-    if status_row is not None:
-        places.append(status_row.loop.refs)
-    group = _find_ref(places, "6P") or _find_ref(places, "1L")
-    plan_number = _find_ref(places, "18")
-    network = _find_ref(places, "N6")
-    eb = status_row.loop.eb if status_row else None
-    insurance_type = eb.insurance_type or None if eb else None
-    return _new(
-        PlanInfo,
-        name=eb.plan_description or None if eb else None,
-        insurance_type=insurance_type,
-        insurance_type_description=codes.insurance_type_description(insurance_type) if insurance_type else None,
-        group_number=group.value or None if group else None,
-        group_name=group.description or None if group else None,
-        plan_number=plan_number.value or None if plan_number else None,
-        plan_network_id=network.value or None if network else None,
-        **_plan_dates(member, status_row),
-    )
-
-
+_NO_DATES: Final[tuple[str | None, str | None]] = (None, None)
 _DATE_FIELDS: Final[dict[str, tuple[str | None, str | None]]] = {
     # DTP01: (field the start date fills, field the end date fills)
     "346": ("coverage_begin", None),
@@ -453,25 +433,48 @@ _DATE_FIELDS: Final[dict[str, tuple[str | None, str | None]]] = {
 }
 
 
-def _plan_dates(member: _Member, status_row: _Row | None) -> dict[str, date | None]:
-    """Coverage and eligibility dates: member-level DTPs first, the status row's fill the gaps.
+def _plan(member: _Member, status_row: _Row | None) -> PlanInfo:
+    """Plan identity from the member's 2100 loop(s) and the status row (docs: "Plan").
 
-    A D8 range qualifier (291, 307) gives only its begin; a single-date end qualifier (347, 357)
-    takes the range's end when the payer sent an RD8 anyway.
+    Reading: a qualifier's order beats a place's (REF*6P anywhere before REF*1L anywhere), and a
+    dependent's 2100D is searched before its subscriber's 2100C, then the status row.
+
+    Dates: member-level DTPs first, the status row's fill the gaps.  A D8 range qualifier (291,
+    307) gives only its begin; a single-date end qualifier (347, 357) takes the range's end when
+    the payer sent an RD8 anyway.
     """
-    found: dict[str, date | None] = dict.fromkeys(
-        ("coverage_begin", "coverage_end", "eligibility_begin", "eligibility_end")
-    )
-    dtps: list[Dtp] = [d for loop in member.name_loops for d in loop.dates]
+    loops = member.name_loops
+    places: list[Sequence[Ref]] = [loop.refs for loop in loops]
+    dtps: list[Dtp] = [d for loop in loops for d in loop.dates]
+    eb = None
     if status_row is not None:
+        places.append(status_row.loop.refs)
         dtps.extend(status_row.loop.dates)
+        eb = status_row.eb
+    group = _find_ref(places, "6P") or _find_ref(places, "1L")
+    plan_number = _find_ref(places, "18")
+    network = _find_ref(places, "N6")
+    insurance_type = eb.insurance_type or None if eb else None
+    state: dict[str, Any] = {
+        "name": eb.plan_description or None if eb else None,
+        "insurance_type": insurance_type,
+        "insurance_type_description": codes.insurance_type_description(insurance_type) if insurance_type else None,
+        "group_number": group.value or None if group else None,
+        "group_name": group.description or None if group else None,
+        "plan_number": plan_number.value or None if plan_number else None,
+        "plan_network_id": network.value or None if network else None,
+        "coverage_begin": None,
+        "coverage_end": None,
+        "eligibility_begin": None,
+        "eligibility_end": None,
+    }
     for dtp in dtps:
-        begin_field, end_field = _DATE_FIELDS.get(dtp.qualifier, (None, None))
-        if begin_field and found[begin_field] is None:
-            found[begin_field] = dtp.start
-        if end_field and found[end_field] is None and (dtp.format == "RD8" or begin_field is None):
-            found[end_field] = dtp.end or dtp.start
-    return found
+        begin_field, end_field = _DATE_FIELDS.get(dtp.qualifier, _NO_DATES)
+        if begin_field and state[begin_field] is None:
+            state[begin_field] = dtp.start
+        if end_field and state[end_field] is None and (dtp.format == "RD8" or begin_field is None):
+            state[end_field] = dtp.end or dtp.start
+    return _plan_model(state)
 
 
 # --- members as the payer knows them -------------------------------------------------------------------
@@ -479,65 +482,53 @@ def _plan_dates(member: _Member, status_row: _Row | None) -> dict[str, date | No
 
 def _member_info(loop: Loop2100Member, corrections: list[CorrectionModel]) -> MemberInfo:
     nm1, dmg, ins, address = loop.name, loop.demographics, loop.relationship, loop.address
-    return _new(
-        MemberInfo,
-        last_name=nm1.last_or_org or None if nm1 else None,
-        first_name=nm1.first or None if nm1 else None,
-        middle_name=nm1.middle or None if nm1 else None,
-        suffix=nm1.suffix or None if nm1 else None,
-        member_id=nm1.id or None if nm1 else None,
-        birth_date=dmg.birth_date if dmg else None,
-        sex=dmg.sex or None if dmg else None,
-        relationship=ins.relationship or None if ins else None,
-        address_line1=address.line1 or None if address else None,
-        city=address.city or None if address else None,
-        state=address.state or None if address else None,
-        postal_code=address.postal_code or None if address else None,
-        corrections=corrections,
+    return _member_info_model(
+        {
+            "last_name": nm1.last_or_org or None if nm1 else None,
+            "first_name": nm1.first or None if nm1 else None,
+            "middle_name": nm1.middle or None if nm1 else None,
+            "suffix": nm1.suffix or None if nm1 else None,
+            "member_id": nm1.id or None if nm1 else None,
+            "birth_date": dmg.birth_date if dmg else None,
+            "sex": dmg.sex or None if dmg else None,
+            "relationship": ins.relationship or None if ins else None,
+            "address_line1": address.line1 or None if address else None,
+            "city": address.city or None if address else None,
+            "state": address.state or None if address else None,
+            "postal_code": address.postal_code or None if address else None,
+            "corrections": corrections,
+        }
     )
-
-
-def _correction(
-    field: str, sent: str | None, returned: str | None, same: Callable[[str], str]
-) -> Iterator[CorrectionModel]:
-    if sent and returned and same(sent) != same(returned):
-        yield _new(CorrectionModel, field=field, sent=sent, returned=returned)
 
 
 def _upper(value: str) -> str:
     return value.strip().upper()
 
 
-@dataclass(frozen=True, slots=True)
-class _Sent:
-    """What we sent about one person; ``None`` where we sent nothing."""
-
-    last_name: str | None = None
-    first_name: str | None = None
-    birth_date: date | None = None
-    sex: str | None = None
-    member_id: str | None = None
-
-
-def _corrections(loop: Loop2100Member, sent: _Sent) -> list[CorrectionModel]:
-    """Differences between what we sent and what the payer returned (docs: "Members as the payer
-    knows them"): names compared normalized, member ID upper-cased, sex only when we sent one."""
+def _corrections(
+    loop: Loop2100Member, person: Patient | Subscriber | None, member_id: str | None
+) -> list[CorrectionModel]:
+    """Differences between what we sent about ``person`` (``None``: nothing but maybe the member ID)
+    and what the payer returned (docs: "Members as the payer knows them"): names compared
+    normalized, member ID upper-cased, sex only when we sent one."""
     nm1, dmg = loop.name, loop.demographics
-    born = dmg.birth_date if dmg else None
-    sent_born = sent.birth_date.isoformat() if sent.birth_date else None
-    return [
-        *_correction("last_name", sent.last_name, nm1.last_or_org if nm1 else None, normalize_name),
-        *_correction("first_name", sent.first_name, nm1.first if nm1 else None, normalize_name),
-        *_correction("birth_date", sent_born, born.isoformat() if born else None, str),
-        *_correction("sex", sent.sex, dmg.sex if dmg else None, _upper),
-        *_correction("member_id", sent.member_id, nm1.id if nm1 else None, _upper),
-    ]
-
-
-def _sent(person: Patient | Subscriber | None, member_id: str | None) -> _Sent:
-    if person is None:
-        return _Sent(member_id=member_id)
-    return _Sent(person.last_name, person.first_name, person.birth_date, person.sex, member_id)
+    found: list[CorrectionModel] = []
+    if person is not None:
+        checks: list[tuple[str, str | None, str | None, Callable[[str], str]]] = [
+            ("last_name", person.last_name, nm1.last_or_org if nm1 else None, normalize_name),
+            ("first_name", person.first_name, nm1.first if nm1 else None, normalize_name),
+        ]
+        born = dmg.birth_date if dmg else None
+        if person.birth_date and born:
+            checks.append(("birth_date", person.birth_date.isoformat(), born.isoformat(), str))
+        checks.append(("sex", person.sex, dmg.sex if dmg else None, _upper))
+    else:
+        checks = []
+    checks.append(("member_id", member_id, nm1.id if nm1 else None, _upper))
+    for field, sent, returned, same in checks:
+        if sent and returned and same(sent) != same(returned):
+            found.append(_correction_model({"field": field, "sent": sent, "returned": returned}))
+    return found
 
 
 def _people(member: _Member, request: EligibilityRequest | None) -> tuple[MemberInfo, MemberInfo | None]:
@@ -550,10 +541,10 @@ def _people(member: _Member, request: EligibilityRequest | None) -> tuple[Member
     sub_fixes: list[CorrectionModel] = []
     dep_fixes: list[CorrectionModel] = []
     if request is not None and member.dependent is None:
-        sub_fixes = _corrections(sub_loop, _sent(request.patient, request.member_id))
+        sub_fixes = _corrections(sub_loop, request.patient, request.member_id)
     elif request is not None:
-        sub_fixes = _corrections(sub_loop, _sent(request.subscriber, request.member_id))
-        dep_fixes = _corrections(member.loop, _sent(request.patient, None))
+        sub_fixes = _corrections(sub_loop, request.subscriber, request.member_id)
+        dep_fixes = _corrections(member.loop, request.patient, None)
     subscriber = _member_info(sub_loop, sub_fixes)
     patient = _member_info(member.loop, dep_fixes) if member.dependent else None
     return subscriber, patient
@@ -561,64 +552,68 @@ def _people(member: _Member, request: EligibilityRequest | None) -> tuple[Member
 
 # --- accumulators --------------------------------------------------------------------------------------
 
-_Slot = tuple[str, str, str]  # (level, network, field)
+# (EB01 C or G, level 0 individual / 1 family, network 0 in / 1 out) -> [total, remaining, met] slots,
+# each (specific network, amount, time period) or None.
+_Slots = dict[tuple[str, int, int], list[tuple[bool, Decimal, str | None] | None]]
+_TOTAL, _REMAINING, _MET = 0, 1, 2
+_ACCUMULATOR_FIELDS: Final = {"29": _REMAINING, "33": _REMAINING, "24": _MET}
 
 
-def _accumulator_field(period: str) -> str:
-    if period in _REMAINING_PERIODS:
-        return "remaining"
-    return "met" if period == _MET_PERIOD else "total"
-
-
-def _accumulator(rows: Iterable[_Row], code: str) -> Accumulator:
-    """Deductible (C) or out-of-pocket (G) from plan-level rows (docs: "Accumulators").
+def _accumulator_slots(rows: Iterable[_Row]) -> _Slots:
+    """Deductible (C) and out-of-pocket (G) values from plan-level rows (docs: "Accumulators"), in one pass.
 
     Reading: a row without an EB07 amount has nothing to give and does not take a slot.
     """
-    slots: dict[_Slot, tuple[bool, Decimal, str | None]] = {}
+    slots: _Slots = {}
     for row in rows:
-        eb = row.loop.eb
-        if row.info != code or not row.plan_level or eb.amount is None:
+        info = row.info
+        if info not in _ACCUMULATOR_CODES or not row.plan_level:
             continue
-        level = _level(eb.coverage_level)
-        if level is None:
+        eb = row.eb
+        amount = eb.amount
+        if amount is None:
             continue
-        field = _accumulator_field(eb.time_period)
-        period = eb.time_period or None if field == "total" else None
+        coverage = eb.coverage_level
+        level = 0 if coverage in _INDIVIDUAL_LEVELS else 1 if coverage in _FAMILY_LEVELS else -1
+        if level < 0:
+            continue
+        period = eb.time_period
+        field = _ACCUMULATOR_FIELDS.get(period, _TOTAL)
+        value = (row.specific, amount, period or None if field == _TOTAL else None)
         for offset in row.networks:
-            slot = (level, _NETWORK_NAMES[offset], field)
-            held = slots.get(slot)
-            if held is None or (row.specific and not held[0]):
-                slots[slot] = (row.specific, eb.amount, period)
-    return _raw(
-        Accumulator, {"individual": _network_amounts(slots, "individual"), "family": _network_amounts(slots, "family")}
+            found = slots.get((info, level, offset))
+            if found is None:
+                found = slots[(info, level, offset)] = [None, None, None]
+            held = found[field]
+            if held is None or (value[0] and not held[0]):
+                found[field] = value
+    return slots
+
+
+def _accumulator(slots: _Slots, code: str) -> Accumulator:
+    return _accumulator_model(
+        {
+            "individual": _network_amounts_model(
+                {"in_network": _amounts(slots.get((code, 0, 0))), "out_of_network": _amounts(slots.get((code, 0, 1)))}
+            ),
+            "family": _network_amounts_model(
+                {"in_network": _amounts(slots.get((code, 1, 0))), "out_of_network": _amounts(slots.get((code, 1, 1)))}
+            ),
+        }
     )
 
 
-def _level(coverage_level: str) -> str | None:
-    if coverage_level in codes.INDIVIDUAL_LEVELS:
-        return "individual"
-    return "family" if coverage_level in codes.FAMILY_LEVELS else None
-
-
-def _network_amounts(slots: dict[_Slot, tuple[bool, Decimal, str | None]], level: str) -> NetworkAmounts:
-    return _raw(
-        NetworkAmounts, {"in_network": _amounts(slots, level, "in"), "out_of_network": _amounts(slots, level, "out")}
-    )
-
-
-def _amounts(slots: dict[_Slot, tuple[bool, Decimal, str | None]], level: str, network: str) -> Amounts:
-    total = slots.get((level, network, "total"))
-    remaining = slots.get((level, network, "remaining"))
-    met = slots.get((level, network, "met"))
-    return _raw(
-        Amounts,
+def _amounts(found: list[tuple[bool, Decimal, str | None] | None] | None) -> Amounts:
+    if found is None:
+        return _amounts_model({"total": None, "remaining": None, "met": None, "time_period": None})
+    total, remaining, met = found
+    return _amounts_model(
         {
             "total": total[1] if total else None,
             "remaining": remaining[1] if remaining else None,
             "met": met[1] if met else None,
             "time_period": total[2] if total else None,
-        },
+        }
     )
 
 
@@ -631,8 +626,7 @@ def _network_of(row: _Row) -> Network:
 
 def _cost_share(row: _Row, kind: Literal["copay", "coinsurance"]) -> CostShare:
     eb = row.loop.eb
-    return _raw(
-        CostShare,
+    return _cost_share_model(
         {
             "kind": kind,
             "amount": eb.amount,
@@ -659,14 +653,6 @@ def _cost_shares(rows: Iterable[_Row]) -> tuple[list[CostShare], list[CostShare]
         elif row.info == "A":
             coinsurance.append(_cost_share(row, "coinsurance"))
     return copays, coinsurance
-
-
-def _is_limitation(row: _Row) -> bool:
-    """F rows; other rows with EB09/EB10 or HSD, but cost-share rows only when they carry HSD."""
-    if row.info == "F" or row.loop.delivery:
-        return True
-    eb = row.loop.eb
-    return row.info not in _COST_SHARES and bool(eb.quantity_qualifier or eb.quantity is not None)
 
 
 def _number(value: Decimal) -> str:
@@ -731,23 +717,24 @@ def _limitation(row: _Row) -> Limitation:
     quantity = eb.quantity if eb.quantity is not None else (first.quantity if first else None)
     qualifier = eb.quantity_qualifier or (first.quantity_qualifier if first else "")
     period = eb.time_period or (first.time_period if first else "")
-    return _new(
-        Limitation,
-        service_types=list(row.stcs),
-        procedure=eb.procedure.code if eb.procedure else None,
-        description=_describe_limitation(row),
-        quantity=quantity,
-        quantity_qualifier=qualifier or None,
-        time_period=period or None,
-        network=_network_of(row),
-        messages=row.messages,
-        benefit_index=row.index,
+    return _limitation_model(
+        {
+            "service_types": list(row.stcs),
+            "procedure": eb.procedure.code if eb.procedure else None,
+            "description": _describe_limitation(row),
+            "quantity": quantity,
+            "quantity_qualifier": qualifier or None,
+            "time_period": period or None,
+            "network": _network_of(row),
+            "messages": row.messages,
+            "benefit_index": row.index,
+        }
     )
 
 
 def _limitations(rows: Iterable[_Row]) -> dict[int, Limitation]:
     """Limitations by benefit index, in file order (docs: "limitations")."""
-    return {row.index: _limitation(row) for row in rows if _is_limitation(row)}
+    return {row.index: _limitation(row) for row in rows if row.limitation}
 
 
 def _entity_name(entity: Loop2120) -> str | None:
@@ -768,16 +755,17 @@ def _phone(entity: Loop2120) -> str | None:
 def _related_entities(rows: Iterable[_Row]) -> list[RelatedEntity]:
     """Every 2120 loop, with the service types and index of the EB that owns it."""
     return [
-        _new(
-            RelatedEntity,
-            role=entity.name.entity_id,
-            role_description=codes.entity_description(entity.name.entity_id),
-            name=_entity_name(entity),
-            identifier=entity.name.id or None,
-            identifier_qualifier=entity.name.id_qualifier or None,
-            phone=_phone(entity),
-            service_types=list(row.stcs),
-            benefit_index=row.index,
+        _related_entity_model(
+            {
+                "role": entity.name.entity_id,
+                "role_description": codes.entity_description(entity.name.entity_id),
+                "name": _entity_name(entity),
+                "identifier": entity.name.id or None,
+                "identifier_qualifier": entity.name.id_qualifier or None,
+                "phone": _phone(entity),
+                "service_types": list(row.stcs),
+                "benefit_index": row.index,
+            }
         )
         for row in rows
         for entity in row.loop.related_entities
@@ -788,8 +776,10 @@ def _messages(rows: Iterable[_Row]) -> list[str]:
     """MSG texts of the given rows, de-duplicated, in file order."""
     seen: dict[str, None] = {}
     for row in rows:
-        for msg in row.loop.messages:
-            seen.setdefault(msg.text, None)
+        messages = row.loop.messages
+        if messages:
+            for msg in messages:
+                seen[msg.text] = None
     return list(seen)
 
 
@@ -818,41 +808,55 @@ def _reference(ref: Ref) -> dict[str, str]:
     return shown
 
 
+# Every BenefitRow field, in declared order, at its "absent" value: a row starts as a copy (cheaper
+# than a 23-key dict display) and sets what it has.
+_BENEFIT_ROW: Final[dict[str, Any]] = dict.fromkeys(BenefitRow.model_fields)
+_ELIGIBILITY_NAMES: Final = codes.ELIGIBILITY_CODES
+
+
 def _benefit_row(row: _Row, loop_id: str) -> BenefitRow:
     loop = row.loop
-    eb = loop.eb
-    info = eb.info
+    eb = row.eb
+    info = row.info
+    state = _BENEFIT_ROW.copy()
+    state["index"] = row.index
+    state["code"] = info
+    state["name"] = _ELIGIBILITY_NAMES.get(info) or codes.eligibility_description(info)
+    if eb.coverage_level:
+        state["coverage_level"] = eb.coverage_level
+    state["service_types"] = list(row.stcs)
+    if eb.insurance_type:
+        state["insurance_type"] = eb.insurance_type
+    if eb.plan_description:
+        state["plan_description"] = eb.plan_description
+    if eb.time_period:
+        state["time_period"] = eb.time_period
+    if eb.amount is not None:
+        state["amount"] = eb.amount
+    if eb.percent is not None:
+        state["percent"] = eb.percent
+    if eb.quantity_qualifier:
+        state["quantity_qualifier"] = eb.quantity_qualifier
+    if eb.quantity is not None:
+        state["quantity"] = eb.quantity
+    if eb.auth_required:
+        state["auth_required"] = eb.auth_required
+    if eb.in_plan_network:
+        state["in_plan_network"] = eb.in_plan_network
+    if eb.procedure:
+        state["procedure"] = _procedure_text(row)
     # Most rows carry no dates, HSD, III, REF or AAA: skip building empty comprehensions.
-    return _raw(
-        BenefitRow,
-        {
-            "index": row.index,
-            "code": info,
-            "name": codes.ELIGIBILITY_CODES.get(info) or codes.eligibility_description(info),
-            "coverage_level": eb.coverage_level or None,
-            "service_types": list(row.stcs),
-            "insurance_type": eb.insurance_type or None,
-            "plan_description": eb.plan_description or None,
-            "time_period": eb.time_period or None,
-            "amount": eb.amount,
-            "percent": eb.percent,
-            "quantity_qualifier": eb.quantity_qualifier or None,
-            "quantity": eb.quantity,
-            "auth_required": eb.auth_required or None,
-            "in_plan_network": eb.in_plan_network or None,
-            "procedure": _procedure_text(row) if eb.procedure else None,
-            "dates": [{"qualifier": d.qualifier, "format": d.format, "value": d.value} for d in loop.dates]
-            if loop.dates
-            else [],
-            "messages": row.messages if loop.messages else [],
-            "delivery": [render_delivery(h) for h in loop.delivery] if loop.delivery else [],
-            "additional_info": _additional_info(row) if loop.additional_info else [],
-            "references": [_reference(r) for r in loop.refs] if loop.refs else [],
-            "errors": [a.reason for a in loop.errors] if loop.errors else [],
-            "loop": loop_id,
-            "segment_position": eb.position,
-        },
+    state["dates"] = (
+        [{"qualifier": d.qualifier, "format": d.format, "value": d.value} for d in loop.dates] if loop.dates else []
     )
+    state["messages"] = row.messages if loop.messages else []
+    state["delivery"] = [render_delivery(h) for h in loop.delivery] if loop.delivery else []
+    state["additional_info"] = _additional_info(row) if loop.additional_info else []
+    state["references"] = [_reference(r) for r in loop.refs] if loop.refs else []
+    state["errors"] = [a.reason for a in loop.errors] if loop.errors else []
+    state["loop"] = loop_id
+    state["segment_position"] = eb.position
+    return _benefit_row_model(state)
 
 
 # --- errors ------------------------------------------------------------------------------------------------
@@ -867,18 +871,21 @@ def _resolutions(aaa: Aaa) -> list[str]:
 def _aaa_error(aaa: Aaa) -> AaaError:
     """One AAA with its descriptions and what the front desk can do (docs: "Errors")."""
     follow_up = aaa.follow_up
-    return _new(
-        AaaError,
-        code=aaa.reason,
-        description=codes.reject_reason_description(aaa.reason),
-        follow_up_action=follow_up,
-        follow_up_description=codes.follow_up_description(follow_up) if follow_up else "no follow-up action given",
-        loop=aaa.loop,
-        location=_LOCATIONS.get(aaa.loop, "unknown"),
-        valid_request=aaa.valid == "Y",
-        retryable=aaa.reason in _RETRYABLE_REASONS and follow_up in _RETRYABLE_FOLLOW_UPS,
-        needs_correction=follow_up == "C" or aaa.reason in _CORRECTION_REASONS,
-        possible_resolutions=_resolutions(aaa),
+    return _aaa_error_model(
+        {
+            "code": aaa.reason,
+            "description": codes.reject_reason_description(aaa.reason),
+            "follow_up_action": follow_up,
+            "follow_up_description": codes.follow_up_description(follow_up)
+            if follow_up
+            else "no follow-up action given",
+            "loop": aaa.loop,
+            "location": _LOCATIONS.get(aaa.loop, "unknown"),
+            "valid_request": aaa.valid == "Y",
+            "retryable": aaa.reason in _RETRYABLE_REASONS and follow_up in _RETRYABLE_FOLLOW_UPS,
+            "needs_correction": follow_up == "C" or aaa.reason in _CORRECTION_REASONS,
+            "possible_resolutions": _resolutions(aaa),
+        }
     )
 
 
@@ -929,33 +936,71 @@ def auth_message_verdict(text: str) -> Literal["Y", "N"] | None:
 
 # --- per requested service ----------------------------------------------------------------------------
 
-_Tier = tuple[int, list[_Row]]  # (tier number 1-4, rows)
+
+class _TierRows:
+    """The rows of one candidate tier, and the few of them each per-service rule looks at."""
+
+    __slots__ = ("costed", "notable", "rows", "signals", "talking")
+
+    def __init__(self, rows: list[_Row]) -> None:
+        self.rows = rows
+        self.costed: list[_Row] = []  # rows that can fill a per-service cost field
+        self.signals: list[_Row] = []  # rows whose EB01 says something about coverage
+        self.talking: list[_Row] = []  # rows with an EB11 or MSG texts (authorization)
+        self.notable: list[_Row] = []  # rows with MSG texts or reported as limitations
+        for row in rows:
+            if row.cost_slot >= 0:
+                self.costed.append(row)
+            if row.info in _COVERAGE_SIGNALS:
+                self.signals.append(row)
+            if row.talks:
+                self.talking.append(row)
+            if row.notable:
+                self.notable.append(row)
+
+
+_Tier = tuple[int, _TierRows]  # (tier number 1-4, rows)
 
 
 @dataclass(slots=True)
 class _Index:
-    """A member's rows indexed once for the per-service tiers."""
+    """A member's rows indexed once for the per-service tiers; each tier's ``_TierRows`` is worked
+    out when a service first asks for it.
 
-    by_stc: dict[str, list[_Row]]
+    Reading: a row whose EB13 names a procedure speaks only for that procedure, so only rows without
+    one are indexed for tiers 2-4."""
+
+    by_stc: dict[str, list[_Row]]  # EB03 contains the STC
     by_procedure: dict[tuple[str, str], list[_Row]]
     plan: list[_Row]  # EB03 contains 30
     untyped: list[_Row]  # EB03 empty
-    any_procedure: bool  # some row names an EB13 procedure
+    worked_out: dict[tuple[int, object], _TierRows]  # (tier number, STC or procedure) -> its rows
 
 
 def _index(rows: Iterable[_Row]) -> _Index:
-    index = _Index({}, {}, [], [], False)
+    by_stc: dict[str, list[_Row]] = {}
+    by_procedure: dict[tuple[str, str], list[_Row]] = {}
+    plan: list[_Row] = []
+    untyped: list[_Row] = []
     for row in rows:
-        for stc in row.stcs:
-            index.by_stc.setdefault(stc, []).append(row)
-        if not row.stcs:
-            index.untyped.append(row)
-        elif _PLAN in row.stcs:
-            index.plan.append(row)
         if row.procedure is not None:
-            index.any_procedure = True
-            index.by_procedure.setdefault(row.procedure, []).append(row)
-    return index
+            by_procedure.setdefault(row.procedure, []).append(row)
+            continue
+        stcs = row.stcs
+        for stc in stcs:
+            by_stc.setdefault(stc, []).append(row)
+        if not stcs:
+            untyped.append(row)
+        elif _PLAN in stcs:
+            plan.append(row)
+    return _Index(by_stc, by_procedure, plan, untyped, {})
+
+
+def _tier(index: _Index, number: int, key: object, rows: list[_Row]) -> _Tier:
+    worked_out = index.worked_out.get((number, key))
+    if worked_out is None:
+        worked_out = index.worked_out[(number, key)] = _TierRows(rows)
+    return (number, worked_out)
 
 
 def _tiers(index: _Index, procedure: tuple[str, str] | None, stcs: Sequence[str]) -> list[_Tier]:
@@ -965,13 +1010,19 @@ def _tiers(index: _Index, procedure: tuple[str, str] | None, stcs: Sequence[str]
     procedure) speaks only for that procedure and is left out of tiers 2-4.
     """
     tiers: list[_Tier] = []
-    if procedure is not None and procedure in index.by_procedure:
-        tiers.append((1, index.by_procedure[procedure]))
-    groups = [(2, index.by_stc.get(stc, [])) for stc in stcs] + [(3, index.plan), (4, index.untyped)]
-    for number, rows in groups:
-        kept = [r for r in rows if r.procedure is None] if index.any_procedure else rows
-        if kept:
-            tiers.append((number, kept))
+    if procedure is not None:
+        named = index.by_procedure.get(procedure)
+        if named:
+            tiers.append(_tier(index, 1, procedure, named))
+    by_stc = index.by_stc
+    for stc in stcs:
+        typed = by_stc.get(stc)
+        if typed:
+            tiers.append(_tier(index, 2, stc, typed))
+    if index.plan:
+        tiers.append(_tier(index, 3, None, index.plan))
+    if index.untyped:
+        tiers.append(_tier(index, 4, None, index.untyped))
     return tiers
 
 
@@ -986,17 +1037,18 @@ def _pick_costs(tiers: Sequence[_Tier], place: str | None) -> list[_Choice | Non
     skipped.  Result: ``_COST_FIELDS`` entries, indexed by slot + network offset."""
     chosen: list[_Choice | None] = [None] * _COST_FIELDS
     missing = _COST_FIELDS
-    for position, (_, rows) in enumerate(tiers):
+    for position, (_, tier) in enumerate(tiers):
         best: dict[int, tuple[int, _Row]] = {}
-        for row in rows:
+        for row in tier.costed:
             slot = row.cost_slot
-            if slot < 0:
-                continue
             rank = row.rank
             if place and slot < _DEDUCTIBLE_LEFT:  # the place of service matters for copay, coinsurance
-                if row.places and place not in row.places:
-                    continue
-                rank += 0 if row.places else 1
+                places = row.places
+                if places:
+                    if place not in places:
+                        continue
+                else:
+                    rank += 1
             for offset in row.networks:
                 field = slot + offset
                 if chosen[field] is None:
@@ -1012,83 +1064,56 @@ def _pick_costs(tiers: Sequence[_Tier], place: str | None) -> list[_Choice | Non
 
 
 def _network_costs(chosen: list[_Choice | None], offset: int) -> NetworkCosts:
-    copay, coinsurance, deductible, out_of_pocket = (c[1].cost_value if c else None for c in chosen[offset::2])
-    return _raw(
-        NetworkCosts,
+    copay, coinsurance, deductible, out_of_pocket = (
+        chosen[offset],
+        chosen[offset + 2],
+        chosen[offset + 4],
+        chosen[offset + 6],
+    )
+    return _network_costs_model(
         {
-            "copay": copay,
-            "coinsurance": coinsurance,
-            "deductible_remaining": deductible,
-            "out_of_pocket_remaining": out_of_pocket,
-        },
+            "copay": copay[1].cost_value if copay else None,
+            "coinsurance": coinsurance[1].cost_value if coinsurance else None,
+            "deductible_remaining": deductible[1].cost_value if deductible else None,
+            "out_of_pocket_remaining": out_of_pocket[1].cost_value if out_of_pocket else None,
+        }
     )
 
 
 def _eb01_evidence(rows: Iterable[_Row]) -> list[Evidence]:
     return [
-        _raw(
-            Evidence,
-            {"source": "EB01", "value": r.info, "benefit_index": r.index, "segment_position": r.loop.eb.position},
+        _evidence_model(
+            {"source": "EB01", "value": r.info, "benefit_index": r.index, "segment_position": r.eb.position}
         )
         for r in rows
     ]
 
 
-@dataclass(slots=True)
-class _Verdict:
-    value: Tristate
-    evidence: list[Evidence]
-    rows: list[_Row]
-    position: int | None  # the tier it came from
+# (answer, evidence, the rows that gave it, the position of the tier it came from)
+_Verdict = tuple[Tristate, list[Evidence], list[_Row], int | None]
 
 
 def _covered(tiers: Sequence[_Tier], status: CheckStatus, status_row: _Row | None) -> _Verdict:
     """docs: "covered".  Reading: the deciding tier is the first with a row of EB01 1-8, I, E *or a
     cost share* (A, B, C, G) - otherwise the rule's "any cost-share row" could never matter; and
     a rejected or errored check is ``unknown``, not ``no``: the payer has not said "not covered"."""
-    if status in (CheckStatus.INACTIVE, CheckStatus.NOT_FOUND):
+    if status is CheckStatus.INACTIVE or status is CheckStatus.NOT_FOUND:
         # The status row decides; the tier holding it is the one used (for its messages).
         shown = [status_row] if status_row else []
-        held = next((p for p, (_, rows) in enumerate(tiers) if any(r is status_row for r in rows)), None)
-        return _Verdict(Tristate.NO, _eb01_evidence(shown), shown, held)
+        held = next((p for p, (_, tier) in enumerate(tiers) if any(r is status_row for r in tier.rows)), None)
+        return (Tristate.NO, _eb01_evidence(shown), shown, held)
     if status is not CheckStatus.ACTIVE:
-        return _Verdict(Tristate.UNKNOWN, [], [], None)
-    for position, (number, rows) in enumerate(tiers):
-        signals = [r for r in rows if r.info in _COVERAGE_SIGNALS]
+        return (Tristate.UNKNOWN, [], [], None)
+    for position, (number, tier) in enumerate(tiers):
+        signals = tier.signals
         if not signals:
             continue
         negative = [r for r in signals if r.info in _NEGATIVE]
         if negative:
-            return _Verdict(Tristate.NO, _eb01_evidence(negative), negative, position)
+            return (Tristate.NO, _eb01_evidence(negative), negative, position)
         value = Tristate.YES if number <= 2 else Tristate.UNKNOWN
-        return _Verdict(value, _eb01_evidence(signals), signals, position)
-    return _Verdict(Tristate.UNKNOWN, [], [], None)
-
-
-def _row_auth(row: _Row) -> tuple[set[str], list[Evidence]]:
-    """What one row says about authorization: EB11 as sent, and each MSG that takes a side."""
-    said: set[str] = set()
-    evidence: list[Evidence] = []
-    flag = row.loop.eb.auth_required
-    if flag:
-        said.add(flag)
-        evidence.append(
-            _raw(
-                Evidence,
-                {"source": "EB11", "value": flag, "benefit_index": row.index, "segment_position": row.loop.eb.position},
-            )
-        )
-    for msg in row.loop.messages:
-        verdict = auth_message_verdict(msg.text)  # the only regex work: MSG texts of this one tier
-        if verdict is not None:
-            said.add(verdict)
-            evidence.append(
-                _raw(
-                    Evidence,
-                    {"source": "MSG", "value": msg.text, "benefit_index": row.index, "segment_position": msg.position},
-                )
-            )
-    return said, evidence
+        return (value, _eb01_evidence(signals), signals, position)
+    return (Tristate.UNKNOWN, [], [], None)
 
 
 def _auth(tiers: Sequence[_Tier]) -> _Verdict:
@@ -1098,18 +1123,41 @@ def _auth(tiers: Sequence[_Tier]) -> _Verdict:
     That tier counts as used (its messages and limitations are reported) even when it says nothing
     about authorization: "unknown" is its answer."""
     if not tiers:
-        return _Verdict(Tristate.UNKNOWN, [], [], None)
+        return (Tristate.UNKNOWN, [], [], None)
     said: set[str] = set()
     evidence: list[Evidence] = []
     speaking: list[_Row] = []
-    for row in tiers[0][1]:
-        row_said, row_evidence = _row_auth(row)
-        if row_evidence:
-            said |= row_said
-            evidence.extend(row_evidence)
+    for row in tiers[0][1].talking:
+        # What one row says: EB11 as sent, and each MSG that takes a side.
+        spoke = False
+        flag = row.eb.auth_required
+        if flag:
+            said.add(flag)
+            evidence.append(
+                _evidence_model(
+                    {"source": "EB11", "value": flag, "benefit_index": row.index, "segment_position": row.eb.position}
+                )
+            )
+            spoke = True
+        for msg in row.loop.messages:
+            verdict = auth_message_verdict(msg.text)  # the only regex work: MSG texts of this one tier
+            if verdict is not None:
+                said.add(verdict)
+                evidence.append(
+                    _evidence_model(
+                        {
+                            "source": "MSG",
+                            "value": msg.text,
+                            "benefit_index": row.index,
+                            "segment_position": msg.position,
+                        }
+                    )
+                )
+                spoke = True
+        if spoke:
             speaking.append(row)
     value = Tristate.YES if "Y" in said else Tristate.NO if "N" in said else Tristate.UNKNOWN
-    return _Verdict(value, evidence, speaking, 0)
+    return (value, evidence, speaking, 0)
 
 
 @dataclass(slots=True)
@@ -1123,46 +1171,60 @@ class _MemberFacts:
     place: str | None
 
 
+_Head = tuple[str, Literal["procedure", "service_type"], str | None]  # code, code_type, qualifier
+
+
 def _answer(
-    facts: _MemberFacts, tiers: list[_Tier], head: dict[str, Any], service_types: list[str], source: str
+    facts: _MemberFacts, tiers: list[_Tier], head: _Head, service_types: list[str], source: str
 ) -> ServiceAnswer:
     """One ``ServiceAnswer`` from its tiers: every field, then what was used."""
     chosen = _pick_costs(tiers, facts.place)
     covered = _covered(tiers, facts.status, facts.status_row)
     auth = _auth(tiers)
-    limitations, messages, indexes = _what_was_used(facts, tiers, chosen, (covered, auth))
-    return _new(
-        ServiceAnswer,
-        **head,
-        service_types=service_types,
-        mapping_source=source,
-        covered=covered.value,
-        auth_required=auth.value,
-        auth_evidence=auth.evidence,
-        coverage_evidence=covered.evidence,
-        in_network=_network_costs(chosen, 0),
-        out_of_network=_network_costs(chosen, 1),
-        limitations=limitations,
-        messages=messages,
-        benefit_indexes=indexes,
+    limitations, messages, indexes = _what_was_used(facts, tiers, chosen, covered, auth)
+    return _service_answer_model(
+        {
+            "code": head[0],
+            "code_type": head[1],
+            "qualifier": head[2],
+            "service_types": service_types,
+            "mapping_source": source,
+            "covered": covered[0],
+            "auth_required": auth[0],
+            "auth_evidence": auth[1],
+            "coverage_evidence": covered[1],
+            "in_network": _network_costs(chosen, 0),
+            "out_of_network": _network_costs(chosen, 1),
+            "limitations": limitations,
+            "messages": messages,
+            "benefit_indexes": indexes,
+        }
     )
 
 
 def _what_was_used(
-    facts: _MemberFacts, tiers: list[_Tier], chosen: list[_Choice | None], verdicts: Sequence[_Verdict]
+    facts: _MemberFacts, tiers: list[_Tier], chosen: list[_Choice | None], covered: _Verdict, auth: _Verdict
 ) -> tuple[list[Limitation], list[str], list[int]]:
     """Limitations and messages of the tiers any field used, and the indexes of the rows used:
     those that gave a value or evidence, and those reported as limitations."""
-    positions = {c[0] for c in chosen if c is not None}
-    indexes = {c[1].index for c in chosen if c is not None}
-    for verdict in verdicts:
-        if verdict.position is not None:
-            positions.add(verdict.position)
-        indexes.update(row.index for row in verdict.rows)
-    by_index = {row.index: row for p in positions for row in tiers[p][1]}
-    tier_rows = [by_index[i] for i in sorted(by_index)]
-    limitations = [facts.limitations[r.index] for r in tier_rows if r.index in facts.limitations]
-    indexes.update(lim.benefit_index for lim in limitations)
+    used = [choice for choice in chosen if choice is not None]
+    positions = {choice[0] for choice in used}
+    indexes = {choice[1].index for choice in used}
+    for verdict in (covered, auth):
+        if verdict[3] is not None:
+            positions.add(verdict[3])
+        indexes.update([row.index for row in verdict[2]])
+    # Only rows with MSG texts or reported as limitations give anything here.
+    if len(positions) == 1:
+        # One tier: its rows are in file order already (a row twice only when its EB03 repeats an STC).
+        notable = tiers[positions.pop()][1].notable
+        tier_rows = list({row.index: row for row in notable}.values()) if notable else []
+    else:
+        by_index = {row.index: row for p in positions for row in tiers[p][1].notable}
+        tier_rows = [by_index[i] for i in sorted(by_index)]
+    known = facts.limitations
+    limitations = [known[row.index] for row in tier_rows if row.index in known] if known else []
+    indexes.update([limitation.benefit_index for limitation in limitations])
     return limitations, _messages(tier_rows), sorted(indexes)
 
 
@@ -1177,22 +1239,29 @@ def _procedure_answer(facts: _MemberFacts, procedure: ProcedureCode, table: Proc
         service_types, source = payer_stcs or mapped, "payer"
     else:
         service_types, source = mapped, table_source
-    head = {"code": procedure.code, "code_type": "procedure", "qualifier": procedure.qualifier}
-    return _answer(facts, tiers, head, service_types, source)
+    return _answer(facts, tiers, (procedure.code, "procedure", procedure.qualifier), service_types, source)
 
 
 def _service_type_answer(facts: _MemberFacts, stc: str) -> ServiceAnswer:
     """Tiers 2-4 with ``[stc]`` for a requested service type."""
-    tiers = _tiers(facts.index, None, [stc])
-    head = {"code": stc, "code_type": "service_type", "qualifier": None}
-    return _answer(facts, tiers, head, [stc], "request")
+    tiers = _tiers(facts.index, None, (stc,))
+    return _answer(facts, tiers, (stc, "service_type", None), [stc], "request")
 
 
-def _services(facts: _MemberFacts, request: EligibilityRequest | None, table: ProcedureTable) -> list[ServiceAnswer]:
+def _services(
+    rows: list[_Row],
+    status: tuple[CheckStatus, str, _Row | None],
+    limitations: dict[int, Limitation],
+    request: EligibilityRequest | None,
+    table: ProcedureTable,
+) -> list[ServiceAnswer]:
     """One answer per requested procedure, then one per requested service type."""
     if request is None:
         return []
     service = request.service
+    if not service.procedures and not service.service_types:
+        return []
+    facts = _MemberFacts(_index(rows), status[0], status[2], limitations, service.place_of_service)
     answers = [_procedure_answer(facts, p, table) for p in service.procedures]
     answers.extend(_service_type_answer(facts, stc) for stc in service.service_types)
     return answers
@@ -1203,28 +1272,37 @@ def _services(facts: _MemberFacts, request: EligibilityRequest | None, table: Pr
 
 def _trace(member: _Member) -> str | None:
     """TRN02 of our echoed trace (TRN01 2), the dependent's level first."""
-    levels = [member.dependent.traces] if member.dependent else []
-    levels.append(member.subscriber.traces)
-    for traces in levels:
-        for trn in traces:
+    if member.dependent:
+        for trn in member.dependent.traces:
             if trn.type == "2":
                 return trn.reference
+    for trn in member.subscriber.traces:
+        if trn.type == "2":
+            return trn.reference
     return None
 
 
 def _provenance(transaction: Transaction271, trace: str | None, warnings: list[str]) -> Provenance:
-    return _new(
-        Provenance,
-        trace_number=trace,
-        control_number=transaction.control_number or None,
-        implementation=transaction.implementation or None,
-        warnings=[*transaction.warnings, *warnings],
+    return _provenance_model(
+        {
+            "trace_number": trace,
+            "control_number": transaction.control_number or None,
+            "implementation": transaction.implementation or None,
+            "cached": False,
+            "age_seconds": None,
+            "payer_response_ms": None,
+            "received_at": None,
+            "sandbox": False,
+            "warnings": [*transaction.warnings, *warnings],
+        }
     )
 
 
 def _payer(source: Loop2000A | None) -> PayerInfo:
     nm1 = source.source.name if source else None
-    return _new(PayerInfo, id=nm1.id or None if nm1 else None, name=nm1.last_or_org or None if nm1 else None)
+    if nm1 is None:
+        return _payer_model({"id": None, "name": None})
+    return _payer_model({"id": nm1.id or None, "name": nm1.last_or_org or None})
 
 
 def _summarize_member(
@@ -1235,32 +1313,33 @@ def _summarize_member(
     warnings: list[str],
 ) -> CoverageSummary:
     rows = _rows(member)
-    status, detail, status_row = _member_status(member, rows)
+    status = _member_status(member, rows)
     subscriber, patient = _people(member, request)
     copays, coinsurance = _cost_shares(rows)
     limitations = _limitations(rows)
-    place = request.service.place_of_service if request else None
-    facts = _MemberFacts(_index(rows), status, status_row, limitations, place)
+    accumulators = _accumulator_slots(rows)
     loop_id = "2110D" if member.dependent else "2110C"
-    return _new(
-        CoverageSummary,
-        status=status,
-        status_detail=detail,
-        payer=_payer(member.source),
-        plan=_plan(member, status_row),
-        subscriber=subscriber,
-        patient=patient,
-        deductible=_accumulator(rows, "C"),
-        out_of_pocket=_accumulator(rows, "G"),
-        copays=copays,
-        coinsurance=coinsurance,
-        services=_services(facts, request, table),
-        limitations=list(limitations.values()),
-        related_entities=_related_entities(rows),
-        messages=_messages(r for r in rows if r.plan_level),
-        errors=_member_errors(member, rows),
-        provenance=_provenance(transaction, _trace(member), warnings),
-        benefits=[_benefit_row(row, loop_id) for row in rows],
+    return _summary_model(
+        {
+            "check_id": None,
+            "status": status[0],
+            "status_detail": status[1],
+            "payer": _payer(member.source),
+            "plan": _plan(member, status[2]),
+            "subscriber": subscriber,
+            "patient": patient,
+            "deductible": _accumulator(accumulators, "C"),
+            "out_of_pocket": _accumulator(accumulators, "G"),
+            "copays": copays,
+            "coinsurance": coinsurance,
+            "services": _services(rows, status, limitations, request, table),
+            "limitations": list(limitations.values()),
+            "related_entities": _related_entities(rows),
+            "messages": _messages(r for r in rows if r.plan_level),
+            "errors": _member_errors(member, rows),
+            "provenance": _provenance(transaction, _trace(member), warnings),
+            "benefits": [_benefit_row(row, loop_id) for row in rows],
+        }
     )
 
 
@@ -1273,17 +1352,28 @@ def _summarize_without_member(transaction: Transaction271) -> CoverageSummary:
     found.sort(key=_position)
     status, detail = _aaa_status(found, member_level=False) if found else (CheckStatus.ERROR, _NO_STATUS)
     first_source = transaction.sources[0] if transaction.sources else None
-    return _new(
-        CoverageSummary,
-        status=status,
-        status_detail=detail,
-        payer=_payer(first_source),
-        plan=_new(PlanInfo),
-        subscriber=_new(MemberInfo),
-        deductible=_accumulator((), "C"),
-        out_of_pocket=_accumulator((), "G"),
-        errors=[_aaa_error(aaa) for aaa in found],
-        provenance=_provenance(transaction, None, []),
+    nothing: _Slots = {}
+    return _summary_model(
+        {
+            "check_id": None,
+            "status": status,
+            "status_detail": detail,
+            "payer": _payer(first_source),
+            "plan": _plan_model(dict.fromkeys(PlanInfo.model_fields)),
+            "subscriber": _member_info_model({**dict.fromkeys(MemberInfo.model_fields), "corrections": []}),
+            "patient": None,
+            "deductible": _accumulator(nothing, "C"),
+            "out_of_pocket": _accumulator(nothing, "G"),
+            "copays": [],
+            "coinsurance": [],
+            "services": [],
+            "limitations": [],
+            "related_entities": [],
+            "messages": [],
+            "errors": [_aaa_error(aaa) for aaa in found],
+            "provenance": _provenance(transaction, None, []),
+            "benefits": [],
+        }
     )
 
 

@@ -26,10 +26,10 @@ from the reader's raw element lists and the slotted dataclasses are built positi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from eligibility_svc.errors import (
     X12StructureError,
@@ -78,9 +78,8 @@ from eligibility_svc.x12.loops271 import (
 )
 from eligibility_svc.x12.reader import (
     Delimiters,
-    Segment,
     Transaction,
-    read_interchange,
+    read_elements,
     split_components,
     split_repeats,
 )
@@ -162,11 +161,11 @@ class _State:
         self.in_ls = False
         self.seen_bht = False
 
-    def warn(self, segment: Segment, message: str) -> None:
-        self.warnings.append(f"segment {segment.position} ({segment.id}): {message}")
+    def warn(self, row: list[str], position: int, message: str) -> None:
+        self.warnings.append(f"segment {position} ({row[0]}): {message}")
 
 
-_Handler = Callable[[_State, Segment], None]
+_Handler = Callable[[_State, list[str], int], None]
 
 
 # --- entry points -----------------------------------------------------------------------------
@@ -179,10 +178,13 @@ def parse_271(data: bytes | str) -> list[Transaction271]:
     each transaction's warnings.  Raises only ``X12Error`` subclasses, for the first
     transaction that cannot be parsed (a 270 among 271s raises ``X12WrongTransaction``).
     """
-    interchange = read_interchange(data)
+    interchange = read_elements(data)
+    rows = interchange.rows
     parsed = []
     for transaction in interchange.transactions:
-        result = parse_transaction(transaction)
+        start, end = transaction.start, transaction.end
+        # Row i is segment position i + 1: the positions of rows start..end are start+1..end.
+        result = _parse(transaction, interchange.delimiters, rows[start:end], range(start + 1, end + 1))
         result.warnings[:0] = interchange.warnings
         parsed.append(result)
     return parsed
@@ -190,71 +192,94 @@ def parse_271(data: bytes | str) -> list[Transaction271]:
 
 def parse_transaction(tx: Transaction) -> Transaction271:
     """Parse one ST..SE transaction set that the reader produced (see the module docstring)."""
-    _check_set(tx)
+    segments = tx.segments
+    return _parse(tx, tx.delimiters, [s.elements for s in segments], [s.position for s in segments])
+
+
+class _Envelope(Protocol):
+    """What the parser reads of a transaction set's envelope (``Transaction`` or ``RawTransaction``)."""
+
+    @property
+    def set_id(self) -> str: ...
+    @property
+    def control_number(self) -> str: ...
+    @property
+    def implementation(self) -> str: ...
+    @property
+    def functional_id(self) -> str: ...
+    @property
+    def group_version(self) -> str: ...
+    @property
+    def warnings(self) -> list[str]: ...
+
+
+def _parse(tx: _Envelope, delimiters: Delimiters, rows: list[list[str]], positions: Sequence[int]) -> Transaction271:
+    """``rows`` are the ST..SE element lists and ``positions`` their segment positions."""
+    _check_set(tx, positions[0])
     result = Transaction271(tx.control_number, tx.implementation, Bht("", "", "", None))
     result.warnings.extend(tx.warnings)
-    _check_version(tx, result.warnings)
-    state = _State(result, tx.delimiters)
-    segments = tx.segments
-    has_se = len(segments) > 1 and segments[-1].id == "SE"
-    _run(state, segments[1:-1] if has_se else segments[1:])
-    _finish(state, segments, has_se)
+    _check_version(tx, positions[0], result.warnings)
+    state = _State(result, delimiters)
+    has_se = len(rows) > 1 and rows[-1][0] == "SE"
+    body = slice(1, -1 if has_se else None)
+    _run(state, rows[body], positions[body])
+    _finish(state, rows, positions, has_se)
     return result
 
 
-def _run(state: _State, segments: list[Segment]) -> None:
+def _run(state: _State, rows: list[list[str]], positions: Sequence[int]) -> None:
     lookup = _HANDLERS.get
-    for segment in segments:
-        handler = lookup(segment.id)
+    for row, position in zip(rows, positions, strict=True):
+        handler = lookup(row[0])
         if handler is None:
-            handler = _unknown(state, segment)
-        handler(state, segment)
+            handler = _unknown(state, row, position)
+        handler(state, row, position)
 
 
-def _unknown(state: _State, segment: Segment) -> _Handler:
+def _unknown(state: _State, row: list[str], position: int) -> _Handler:
     """The handler for a lower-case segment ID; raises for an ID that has no place in a 271."""
-    upper = segment.id.strip().upper()
+    sid = row[0]
+    upper = sid.strip().upper()
     handler = _HANDLERS.get(upper)
     if handler is None:
         raise X12StructureError(
-            f"segment ID {segment.id!r} cannot occur inside a 271",
-            position=segment.position,
-            segment_id=segment.id,
+            f"segment ID {sid!r} cannot occur inside a 271",
+            position=position,
+            segment_id=sid,
             expected="one of " + ", ".join(sorted(_HANDLERS)),
         )
-    state.warn(segment, f"segment ID {segment.id!r} is not upper case; read as {upper}")
+    state.warn(row, position, f"segment ID {sid!r} is not upper case; read as {upper}")
     return handler
 
 
 # --- envelope checks ----------------------------------------------------------------------------
 
 
-def _check_set(tx: Transaction) -> None:
+def _check_set(tx: _Envelope, position: int) -> None:
     if tx.set_id != "271":
         got = _SET_NAMES.get(tx.set_id, repr(tx.set_id))
         raise X12WrongTransaction(
             f"transaction {tx.control_number!r} is a {got}, not a 271 eligibility response",
-            position=tx.segments[0].position,
+            position=position,
             segment_id="ST",
             expected="ST*271",
         )
 
 
-def _check_version(tx: Transaction, warnings: list[str]) -> None:
+def _check_version(tx: _Envelope, position: int, warnings: list[str]) -> None:
     """ST03 wins over GS08 (a 4010 envelope around a 5010 transaction is parsed as 5010)."""
     version = tx.implementation.strip().upper()
-    st = tx.segments[0]
     if not version.startswith(_FAMILY):
         found = repr(tx.implementation) if version else "not stated (no ST03 and no GS08)"
         raise X12UnsupportedVersion(
             f"transaction {tx.control_number!r} is version {found}; "
             f"only {SUPPORTED_IMPLEMENTATION} (the 5010 eligibility response) is supported",
-            position=st.position,
+            position=position,
             segment_id="ST",
             expected=SUPPORTED_IMPLEMENTATION,
             details={"version": tx.implementation},
         )
-    where = f"segment {st.position} (ST)"
+    where = f"segment {position} (ST)"
     if version != SUPPORTED_IMPLEMENTATION:
         warnings.append(f"{where}: version {tx.implementation!r} read as {SUPPORTED_IMPLEMENTATION}")
     if tx.group_version and tx.group_version.strip().upper() != version:
@@ -263,63 +288,68 @@ def _check_version(tx: Transaction, warnings: list[str]) -> None:
         warnings.append(f"{where}: GS01 is {tx.functional_id!r}, expected HB for a 271")
 
 
-def _finish(state: _State, segments: list[Segment], has_se: bool) -> None:
+def _finish(state: _State, rows: list[list[str]], positions: Sequence[int], has_se: bool) -> None:
     """End of transaction: close the open HL, then check BHT, HL04 promises and SE."""
     tx = state.tx
     _close_hl(state)
-    tx.segment_count = len(segments)
-    st = segments[0]
+    tx.segment_count = len(rows)
+    st, st_position = rows[0], positions[0]
     if not state.seen_bht:
-        state.warn(st, "no BHT follows the ST; the header is empty")
+        state.warn(st, st_position, "no BHT follows the ST; the header is empty")
     if not tx.sources:
-        state.warn(st, "the transaction has no information source level (HL*..*20)")
+        state.warn(st, st_position, "the transaction has no information source level (HL*..*20)")
     for loop in state.hls.values():
         if loop.hl.has_children == "1" and loop.hl.id not in state.parents:
             tx.warnings.append(
                 f"segment {loop.hl.position} (HL): HL {loop.hl.id!r} says it has children (HL04 1) but none follow"
             )
     if has_se:
-        _check_se(state, segments[-1], len(segments))
+        _check_se(state, rows[-1], positions[-1], len(rows))
 
 
-def _check_se(state: _State, se: Segment, counted: int) -> None:
-    declared = se.el(1)
+def _check_se(state: _State, se: list[str], position: int, counted: int) -> None:
+    declared = _el(se, 1)
     if declared != str(counted) and declared.lstrip("0") != str(counted):
-        state.warn(se, f"SE01 says {declared!r} segments but ST..SE holds {counted}")
-    if se.el(2) != state.tx.control_number:
-        state.warn(se, f"SE02 {se.el(2)!r} does not match ST02 {state.tx.control_number!r}")
+        state.warn(se, position, f"SE01 says {declared!r} segments but ST..SE holds {counted}")
+    if _el(se, 2) != state.tx.control_number:
+        state.warn(se, position, f"SE02 {_el(se, 2)!r} does not match ST02 {state.tx.control_number!r}")
+
+
+def _el(row: list[str], index: int) -> str:
+    """Element ``index`` (1-based as in the TR3), ``""`` if absent."""
+    return row[index] if index < len(row) else ""
 
 
 # --- element values ------------------------------------------------------------------------------
 
 
-def _fields(state: _State, segment: Segment, count: int) -> list[str]:
+def _fields(state: _State, row: list[str], position: int, count: int) -> list[str]:
     """The elements padded to ``count`` (ID at 0); extra non-empty elements are reported, not kept."""
-    elements = segment.elements
+    elements = row
     size = len(elements)
     if size == count + 1:
         return elements
     if size <= count:
         return elements + _PADS[count + 1 - size]
     if any(elements[count + 1 :]):
-        state.warn(segment, f"elements after {segment.id}{count:02d} are not used in a 271 and were dropped")
+        state.warn(row, position, f"elements after {row[0]}{count:02d} are not used in a 271 and were dropped")
     return elements
 
 
-def _decimal(segment: Segment, index: int, value: str) -> Decimal | None:
+def _decimal(row: list[str], position: int, index: int, value: str) -> Decimal | None:
     """An X12 numeric (R/N2) value; ``None`` when empty.  Anything else is a syntax error."""
     # Payers repeat the same few amounts ("0", "25", ".2") row after row; Decimal is immutable,
     # so a bounded memo of the values already checked skips both the parse and the checks.
     number = _DECIMALS.get(value)
     if number is not None:
         return number
-    number = _checked_decimal(segment, index, value)
+    number = _checked_decimal(row, position, index, value)
     if number is not None and len(_DECIMALS) < _DECIMAL_MEMO_SIZE:
         _DECIMALS[value] = number
     return number
 
 
-def _checked_decimal(segment: Segment, index: int, value: str) -> Decimal | None:
+def _checked_decimal(row: list[str], position: int, index: int, value: str) -> Decimal | None:
     if not value:
         return None
     number = None
@@ -331,10 +361,10 @@ def _checked_decimal(segment: Segment, index: int, value: str) -> Decimal | None
             number = None
     if number is None or not number.is_finite():  # NaN when a caller's context does not trap
         raise X12SyntaxError(
-            f"{segment.id}{index:02d} is {value!r}, not a number",
-            position=segment.position,
-            segment_id=segment.id,
-            expected=f"a decimal number in {segment.id}{index:02d}",
+            f"{row[0]}{index:02d} is {value!r}, not a number",
+            position=position,
+            segment_id=row[0],
+            expected=f"a decimal number in {row[0]}{index:02d}",
         )
     return number
 
@@ -350,66 +380,68 @@ def _date(value: str) -> date | None:
     return None
 
 
-def _period(state: _State, segment: Segment, fmt: str, value: str) -> tuple[date | None, date | None]:
+def _period(state: _State, row: list[str], position: int, fmt: str, value: str) -> tuple[date | None, date | None]:
     """Start and end of a D8 or RD8 value; a value that is not one is kept raw with a warning."""
     if fmt == "D8":
         single = _date(value)
         if single is not None:
             return single, single
         if not value:
-            state.warn(segment, "D8 date is empty")
+            state.warn(row, position, "D8 date is empty")
             return None, None
     elif fmt == "RD8" and len(value) == 17 and value[8] == "-":
         start, end = _date(value[:8]), _date(value[9:])
         if start is not None and end is not None:
             if end < start:
-                state.warn(segment, f"the range {value!r} ends before it starts")
+                state.warn(row, position, f"the range {value!r} ends before it starts")
             return start, end
     elif fmt not in ("D8", "RD8"):
-        state.warn(segment, f"date format {fmt!r} is not D8 or RD8; {value!r} kept as sent")
+        state.warn(row, position, f"date format {fmt!r} is not D8 or RD8; {value!r} kept as sent")
         return None, None
-    state.warn(segment, f"{value!r} is not a valid {fmt} date; kept as sent")
+    state.warn(row, position, f"{value!r} is not a valid {fmt} date; kept as sent")
     return None, None
 
 
 # --- the header and the hierarchy -------------------------------------------------------------------
 
 
-def _bht(state: _State, segment: Segment) -> None:
+def _bht(state: _State, row: list[str], position: int) -> None:
     if state.seen_bht or state.hl is not None:
         raise X12StructureError(
-            "a BHT after the header", position=segment.position, segment_id="BHT", expected="one BHT right after ST"
+            "a BHT after the header", position=position, segment_id="BHT", expected="one BHT right after ST"
         )
-    e = _fields(state, segment, 5)
+    e = row if len(row) == 6 else _fields(state, row, position, 5)
     when = _date(e[4])
     if e[4] and when is None:
-        state.warn(segment, f"BHT04 {e[4]!r} is not a CCYYMMDD date; kept as sent")
+        state.warn(row, position, f"BHT04 {e[4]!r} is not a CCYYMMDD date; kept as sent")
     state.tx.header = Bht(e[1], e[2], e[3], when, e[5], e[4])
     state.seen_bht = True
 
 
-def _hl(state: _State, segment: Segment) -> None:
+def _hl(state: _State, row: list[str], position: int) -> None:
     _close_hl(state)
-    e = _fields(state, segment, 4)
-    hl = Hl(e[1], e[2], e[3], e[4], segment.position)
+    e = row if len(row) == 5 else _fields(state, row, position, 4)
+    hl = Hl(e[1], e[2], e[3], e[4], position)
     opener = _HL_OPENERS.get(hl.level)
     if opener is None:
         raise X12StructureError(
             f"HL03 level code {hl.level!r} does not occur in a 271",
-            position=segment.position,
+            position=position,
             segment_id="HL",
             expected="HL03 20, 21, 22 or 23",
         )
     if hl.id in state.hls:
-        state.warn(segment, f"HL01 {hl.id!r} is used twice; later children attach to this one")
-    state.hls[hl.id] = opener(state, segment, hl)
+        state.warn(row, position, f"HL01 {hl.id!r} is used twice; later children attach to this one")
+    state.hls[hl.id] = opener(state, row, hl)
     state.hl = hl
     state.level = hl.level
 
 
 def _close_hl(state: _State) -> None:
     """Leave the open HL: report a missing 2100 name and an LS without LE."""
-    _close_ls(state)
+    if state.in_ls:
+        _close_ls(state)
+    state.entity = None
     hl, loop = state.hl, state.name_loop
     if hl is not None and loop is not None and loop.name is None:
         state.warnings.append(
@@ -429,8 +461,9 @@ def _close_ls(state: _State) -> None:
     state.entity = None
 
 
-def _parent(state: _State, segment: Segment, hl: Hl, kind: type[_P], latest: _P | None) -> _P:
+def _parent(state: _State, row: list[str], hl: Hl, kind: type[_P], latest: _P | None) -> _P:
     """The loop HL02 points to, or (with a warning) the latest loop of the right level."""
+    position = hl.position
     parent = state.hls.get(hl.parent_id)
     if isinstance(parent, kind):
         found: _P = parent
@@ -438,27 +471,29 @@ def _parent(state: _State, segment: Segment, hl: Hl, kind: type[_P], latest: _P 
         found = latest
         what = "does not exist" if parent is None else f"is a {_LEVEL_NAMES[parent.hl.level]} HL"
         state.warn(
-            segment,
+            row,
+            position,
             f"parent HL {hl.parent_id!r} of {_LEVEL_NAMES[hl.level]} HL {hl.id!r} {what}; "
             f"attached to HL {latest.hl.id!r}",
         )
     else:
         raise X12StructureError(
             f"{_LEVEL_NAMES[hl.level]} HL {hl.id!r} has no {_PARENT_NAMES[hl.level]} to belong to",
-            position=segment.position,
+            position=position,
             segment_id="HL",
             expected=f"an {_PARENT_NAMES[hl.level]} HL before it",
         )
     if found.hl.has_children == "0" and found.hl.id not in state.parents:
-        state.warn(segment, f"HL {found.hl.id!r} says it has no children (HL04 0) but HL {hl.id!r} is its child")
+        state.warn(row, position, f"HL {found.hl.id!r} says it has no children (HL04 0) but HL {hl.id!r} is its child")
     state.parents.add(found.hl.id)
     return found
 
 
-def _open_source(state: _State, segment: Segment, hl: Hl) -> Loop2000A:
+def _open_source(state: _State, row: list[str], hl: Hl) -> Loop2000A:
     if hl.parent_id:
-        state.warn(segment, f"HL02 {hl.parent_id!r} on an information source HL (20), which has no parent")
-    loop = Loop2000A(hl)
+        state.warn(row, hl.position, f"HL02 {hl.parent_id!r} on an information source HL (20), which has no parent")
+    # Positional list literals: cheaper than the dataclasses' default factories (same values).
+    loop = Loop2000A(hl, [], Loop2100A(None, [], []), [])
     state.tx.sources.append(loop)
     state.source = loop
     state.receiver = state.subscriber = state.trace_loop = None
@@ -466,9 +501,9 @@ def _open_source(state: _State, segment: Segment, hl: Hl) -> Loop2000A:
     return loop
 
 
-def _open_receiver(state: _State, segment: Segment, hl: Hl) -> Loop2000B:
-    parent = _parent(state, segment, hl, Loop2000A, state.source)
-    loop = Loop2000B(hl)
+def _open_receiver(state: _State, row: list[str], hl: Hl) -> Loop2000B:
+    parent = _parent(state, row, hl, Loop2000A, state.source)
+    loop = Loop2000B(hl, Loop2100B(None, [], None, [], None), [])
     parent.receivers.append(loop)
     state.receiver = loop
     state.subscriber = state.trace_loop = None
@@ -476,9 +511,9 @@ def _open_receiver(state: _State, segment: Segment, hl: Hl) -> Loop2000B:
     return loop
 
 
-def _open_subscriber(state: _State, segment: Segment, hl: Hl) -> Loop2000C:
-    parent = _parent(state, segment, hl, Loop2000B, state.receiver)
-    loop = Loop2000C(hl, [], Loop2100C())
+def _open_subscriber(state: _State, row: list[str], hl: Hl) -> Loop2000C:
+    parent = _parent(state, row, hl, Loop2000B, state.receiver)
+    loop = Loop2000C(hl, [], Loop2100C(None, [], None, [], None, None, None, [], [], [], None), [])
     parent.subscribers.append(loop)
     state.subscriber = state.trace_loop = loop
     state.name_loop = state.member = loop.subscriber
@@ -486,9 +521,9 @@ def _open_subscriber(state: _State, segment: Segment, hl: Hl) -> Loop2000C:
     return loop
 
 
-def _open_dependent(state: _State, segment: Segment, hl: Hl) -> Loop2000D:
-    parent = _parent(state, segment, hl, Loop2000C, state.subscriber)
-    loop = Loop2000D(hl, [], Loop2100D())
+def _open_dependent(state: _State, row: list[str], hl: Hl) -> Loop2000D:
+    parent = _parent(state, row, hl, Loop2000C, state.subscriber)
+    loop = Loop2000D(hl, [], Loop2100D(None, [], None, [], None, None, None, [], [], [], None))
     parent.dependents.append(loop)
     state.trace_loop = loop
     state.name_loop = state.member = loop.dependent
@@ -496,21 +531,21 @@ def _open_dependent(state: _State, segment: Segment, hl: Hl) -> Loop2000D:
     return loop
 
 
-def _trn(state: _State, segment: Segment) -> None:
+def _trn(state: _State, row: list[str], position: int) -> None:
     loop = state.trace_loop
     if loop is None or state.member is None:
-        raise _misplaced(segment, "a TRN in a subscriber (2000C) or dependent (2000D) level")
+        raise _misplaced(row, position, "a TRN in a subscriber (2000C) or dependent (2000D) level")
     if state.member.name is not None:
-        state.warn(segment, f"TRN after the NM1; kept with 2000{state.suffix}")
-    e = _fields(state, segment, 4)
-    loop.traces.append(Trn(e[1], e[2], e[3], e[4], segment.position))
+        state.warn(row, position, f"TRN after the NM1; kept with 2000{state.suffix}")
+    e = row if len(row) == 5 else _fields(state, row, position, 4)
+    loop.traces.append(Trn(e[1], e[2], e[3], e[4], position))
 
 
-def _misplaced(segment: Segment, expected: str) -> X12StructureError:
+def _misplaced(row: list[str], position: int, expected: str) -> X12StructureError:
     return X12StructureError(
         "this segment has no loop to belong to here",
-        position=segment.position,
-        segment_id=segment.id,
+        position=position,
+        segment_id=row[0],
         expected=expected,
     )
 
@@ -518,38 +553,39 @@ def _misplaced(segment: Segment, expected: str) -> X12StructureError:
 # --- 2100 names and the segments around them ------------------------------------------------------------
 
 
-def _nm1(state: _State, segment: Segment) -> None:
-    e = _fields(state, segment, 10)
-    name = Nm1(e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10], segment.position)
+def _nm1(state: _State, row: list[str], position: int) -> None:
+    size = len(row)
+    e = row + _PADS[11 - size] if size <= 11 else _fields(state, row, position, 10)
+    name = Nm1(e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10], position)
     if state.benefit is not None:
-        _open_entity(state, segment, name, state.benefit)
+        _open_entity(state, row, position, name, state.benefit)
         return
     loop, hl = state.name_loop, state.hl
     if loop is None or hl is None:
-        raise _misplaced(segment, "an NM1 after an HL")
+        raise _misplaced(row, position, "an NM1 after an HL")
     if loop.name is not None:
         raise X12StructureError(
             f"a second NM1 in {_NAME_LOOP_IDS[hl.level]}",
-            position=segment.position,
+            position=position,
             segment_id="NM1",
             expected=f"one NM1 per {_NAME_LOOP_IDS[hl.level]} (a new HL before the next name)",
         )
     if name.entity_id not in _ENTITY_CODES[hl.level]:
         allowed = ", ".join(sorted(_ENTITY_CODES[hl.level]))
-        state.warn(segment, f"NM101 {name.entity_id!r} in {_NAME_LOOP_IDS[hl.level]}; expected {allowed}")
+        state.warn(row, position, f"NM101 {name.entity_id!r} in {_NAME_LOOP_IDS[hl.level]}; expected {allowed}")
     loop.name = name
 
 
-def _open_entity(state: _State, segment: Segment, name: Nm1, benefit: Loop2110) -> None:
+def _open_entity(state: _State, row: list[str], position: int, name: Nm1, benefit: Loop2110) -> None:
     """An NM1 inside a 2110 starts a 2120 benefit related entity (normally after LS)."""
     if not state.in_ls:
-        state.warn(segment, f"NM1 after an EB without LS; read as a 2120{state.suffix} benefit related entity")
+        state.warn(row, position, f"NM1 after an EB without LS; read as a 2120{state.suffix} benefit related entity")
     entity: Loop2120 = Loop2120C(name) if state.suffix == "C" else Loop2120D(name)
     benefit.related_entities.append(entity)
     state.entity = entity
 
 
-def _address_holder(state: _State, segment: Segment) -> Loop2120 | Loop2100B | Loop2100Member:
+def _address_holder(state: _State, row: list[str], position: int) -> Loop2120 | Loop2100B | Loop2100Member:
     """The loop an N3 or N4 belongs to: the open 2120, else the 2100B/C/D."""
     if state.entity is not None:
         return state.entity
@@ -557,41 +593,41 @@ def _address_holder(state: _State, segment: Segment) -> Loop2120 | Loop2100B | L
         return state.member
     if state.benefit is None and state.receiver is not None and state.level == "21":
         return state.receiver.receiver
-    raise _misplaced(segment, f"{segment.id} in 2100B, 2100C, 2100D or after an NM1 between LS and LE")
+    raise _misplaced(row, position, f"{row[0]} in 2100B, 2100C, 2100D or after an NM1 between LS and LE")
 
 
-def _n3(state: _State, segment: Segment) -> None:
-    holder = _address_holder(state, segment)
-    e = _fields(state, segment, 2)
+def _n3(state: _State, row: list[str], position: int) -> None:
+    holder = _address_holder(state, row, position)
+    e = row if len(row) == 3 else _fields(state, row, position, 2)
     address = holder.address
     if address is None:
         holder.address = Address(e[1], e[2])
     elif address.line1 or address.line2:
-        raise _repeated(segment, "one N3 per loop")
+        raise _repeated(row, position, "one N3 per loop")
     else:
         address.line1, address.line2 = e[1], e[2]
 
 
-def _n4(state: _State, segment: Segment) -> None:
-    holder = _address_holder(state, segment)
-    e = _fields(state, segment, 7)
+def _n4(state: _State, row: list[str], position: int) -> None:
+    holder = _address_holder(state, row, position)
+    e = row if len(row) == 8 else _fields(state, row, position, 7)
     address = holder.address
     if address is None:
         address = holder.address = Address()
     elif address.city or address.state or address.postal_code or address.country or address.location_id:
-        raise _repeated(segment, "one N4 per loop")
+        raise _repeated(row, position, "one N4 per loop")
     address.city, address.state, address.postal_code, address.country = e[1], e[2], e[3], e[4]
     address.location_qualifier, address.location_id, address.country_subdivision = e[5], e[6], e[7]
 
 
-def _repeated(segment: Segment, expected: str) -> X12StructureError:
+def _repeated(row: list[str], position: int, expected: str) -> X12StructureError:
     return X12StructureError(
-        f"a second {segment.id} in the same loop", position=segment.position, segment_id=segment.id, expected=expected
+        f"a second {row[0]} in the same loop", position=position, segment_id=row[0], expected=expected
     )
 
 
-def _per(state: _State, segment: Segment) -> None:
-    e = _fields(state, segment, 8)
+def _per(state: _State, row: list[str], position: int) -> None:
+    e = row if len(row) == 9 else _fields(state, row, position, 8)
     numbers = [(e[i], e[i + 1]) for i in (3, 5, 7) if e[i] or e[i + 1]]
     contact = Per(e[1], e[2], numbers)
     if state.entity is not None:
@@ -599,11 +635,11 @@ def _per(state: _State, segment: Segment) -> None:
     elif state.benefit is None and state.level == "20" and state.source is not None:
         state.source.source.contacts.append(contact)
     else:
-        raise _misplaced(segment, "PER in 2100A or in a 2120 entity between LS and LE")
+        raise _misplaced(row, position, "PER in 2100A or in a 2120 entity between LS and LE")
 
 
-def _prv(state: _State, segment: Segment) -> None:
-    e = _fields(state, segment, 3)
+def _prv(state: _State, row: list[str], position: int) -> None:
+    e = row if len(row) == 4 else _fields(state, row, position, 3)
     provider = Prv(e[1], e[2], e[3])
     holder: Loop2120 | Loop2100B | Loop2100Member
     if state.entity is not None:
@@ -613,140 +649,140 @@ def _prv(state: _State, segment: Segment) -> None:
     elif state.benefit is None and state.level == "21" and state.receiver is not None:
         holder = state.receiver.receiver
     else:
-        raise _misplaced(segment, "PRV in 2100B, 2100C, 2100D or a 2120 entity")
+        raise _misplaced(row, position, "PRV in 2100B, 2100C, 2100D or a 2120 entity")
     if holder.provider is not None:
-        raise _repeated(segment, "one PRV per loop")
+        raise _repeated(row, position, "one PRV per loop")
     holder.provider = provider
 
 
-def _ref(state: _State, segment: Segment) -> None:
-    e = _fields(state, segment, 3)
-    ref = Ref(e[1], e[2], e[3], segment.position)
+def _ref(state: _State, row: list[str], position: int) -> None:
+    e = row if len(row) == 4 else _fields(state, row, position, 3)
+    ref = Ref(e[1], e[2], e[3], position)
     benefit = state.benefit
     if benefit is not None:
         if state.in_ls:
-            state.warn(segment, f"REF between LS and LE; kept with 2110{state.suffix}")
+            state.warn(row, position, f"REF between LS and LE; kept with 2110{state.suffix}")
         benefit.refs.append(ref)
     elif state.member is not None:
         state.member.refs.append(ref)
     elif state.level == "21" and state.receiver is not None:
         state.receiver.receiver.refs.append(ref)
     else:
-        raise _misplaced(segment, "REF in 2100B, 2100C, 2100D, 2110C or 2110D")
+        raise _misplaced(row, position, "REF in 2100B, 2100C, 2100D, 2110C or 2110D")
 
 
-def _dtp(state: _State, segment: Segment) -> None:
-    e = segment.elements
+def _dtp(state: _State, row: list[str], position: int) -> None:
+    e = row
     if len(e) != 4:
-        e = _fields(state, segment, 3)
+        e = _fields(state, row, position, 3)
     fmt, value = e[2], e[3]
     start = end = _date(value) if fmt == "D8" else None
     if start is None:
-        start, end = _period(state, segment, fmt, value)
-    dtp = Dtp(e[1], fmt, value, start, end, segment.position)
+        start, end = _period(state, row, position, fmt, value)
+    dtp = Dtp(e[1], fmt, value, start, end, position)
     benefit = state.benefit
     if benefit is not None:
         if state.in_ls:
-            state.warn(segment, f"DTP between LS and LE; kept with 2110{state.suffix}")
+            state.warn(row, position, f"DTP between LS and LE; kept with 2110{state.suffix}")
         benefit.dates.append(dtp)
     elif state.member is not None:
         state.member.dates.append(dtp)
     else:
-        raise _misplaced(segment, "DTP in 2100C, 2100D, 2110C or 2110D")
+        raise _misplaced(row, position, "DTP in 2100C, 2100D, 2110C or 2110D")
 
 
-def _aaa(state: _State, segment: Segment) -> None:
-    e = _fields(state, segment, 4)
+def _aaa(state: _State, row: list[str], position: int) -> None:
+    e = row if len(row) == 5 else _fields(state, row, position, 4)
     if e[2]:
-        state.warn(segment, f"AAA02 {e[2]!r} is not used in a 271 and was dropped")
+        state.warn(row, position, f"AAA02 {e[2]!r} is not used in a 271 and was dropped")
     benefit, level = state.benefit, state.level
     if benefit is not None:
         if state.in_ls:
-            state.warn(segment, f"AAA between LS and LE; kept with 2110{state.suffix}")
-        benefit.errors.append(Aaa("2110" + state.suffix, e[1], e[3], e[4], segment.position))
+            state.warn(row, position, f"AAA between LS and LE; kept with 2110{state.suffix}")
+        benefit.errors.append(Aaa("2110" + state.suffix, e[1], e[3], e[4], position))
         return
     loop = state.name_loop
     if loop is None or state.hl is None:
-        raise _misplaced(segment, "AAA after an HL")
+        raise _misplaced(row, position, "AAA after an HL")
     if level == "20" and loop.name is None and state.source is not None:
-        state.source.errors.append(Aaa("2000A", e[1], e[3], e[4], segment.position))
+        state.source.errors.append(Aaa("2000A", e[1], e[3], e[4], position))
         return
     loop_id = _NAME_LOOP_IDS[level]
     if loop.name is None:
-        state.warn(segment, f"AAA before the NM1 of {loop_id}; kept with {loop_id}")
-    loop.errors.append(Aaa(loop_id, e[1], e[3], e[4], segment.position))
+        state.warn(row, position, f"AAA before the NM1 of {loop_id}; kept with {loop_id}")
+    loop.errors.append(Aaa(loop_id, e[1], e[3], e[4], position))
 
 
 # --- 2100C/2100D member segments ----------------------------------------------------------------------
 
 
-def _member(state: _State, segment: Segment) -> Loop2100Member:
+def _member(state: _State, row: list[str], position: int) -> Loop2100Member:
     member = state.member
     if member is None:
-        raise _misplaced(segment, f"{segment.id} in 2100C or 2100D")
+        raise _misplaced(row, position, f"{row[0]} in 2100C or 2100D")
     if state.benefit is not None:
-        state.warn(segment, f"{segment.id} after an EB; kept with 2100{state.suffix}")
+        state.warn(row, position, f"{row[0]} after an EB; kept with 2100{state.suffix}")
     return member
 
 
-def _dmg(state: _State, segment: Segment) -> None:
-    member = _member(state, segment)
+def _dmg(state: _State, row: list[str], position: int) -> None:
+    member = _member(state, row, position)
     if member.demographics is not None:
-        raise _repeated(segment, "one DMG per 2100C/2100D")
-    e = _fields(state, segment, 3)
+        raise _repeated(row, position, "one DMG per 2100C/2100D")
+    e = row if len(row) == 4 else _fields(state, row, position, 3)
     born = _date(e[2]) if e[1] == "D8" else None
     if e[2] and born is None:
-        state.warn(segment, f"birth date {e[2]!r} ({e[1] or 'no format'}) is not a valid D8 date; kept as sent")
+        state.warn(row, position, f"birth date {e[2]!r} ({e[1] or 'no format'}) is not a valid D8 date; kept as sent")
     member.demographics = Dmg(e[1], e[2], born, e[3])
 
 
-def _ins(state: _State, segment: Segment) -> None:
-    member = _member(state, segment)
+def _ins(state: _State, row: list[str], position: int) -> None:
+    member = _member(state, row, position)
     if member.relationship is not None:
-        raise _repeated(segment, "one INS per 2100C/2100D")
-    e = _fields(state, segment, 17)
+        raise _repeated(row, position, "one INS per 2100C/2100D")
+    e = row if len(row) == 18 else _fields(state, row, position, 17)
     if any(e[5:17]):
-        state.warn(segment, "INS05 to INS16 are not used in a 271 and were dropped")
+        state.warn(row, position, "INS05 to INS16 are not used in a 271 and were dropped")
     member.relationship = Ins(e[1], e[2], e[3], e[4], e[17])
 
 
-def _hi(state: _State, segment: Segment) -> None:
-    member = _member(state, segment)
+def _hi(state: _State, row: list[str], position: int) -> None:
+    member = _member(state, row, position)
     delimiters = state.delimiters
-    for value in segment.elements[1:]:
+    for value in row[1:]:
         if value:
             parts = split_components(value, delimiters)
             member.diagnoses.append(Diagnosis(parts[0], parts[1] if len(parts) > 1 else ""))
 
 
-def _mpi(state: _State, segment: Segment) -> None:
-    member = _member(state, segment)
+def _mpi(state: _State, row: list[str], position: int) -> None:
+    member = _member(state, row, position)
     if member.military is not None:
-        raise _repeated(segment, "one MPI per 2100C/2100D")
-    e = _fields(state, segment, 7)
-    member.military = Mpi(e[1], e[2], e[3], e[4], e[5], e[6], e[7], segment.position)
+        raise _repeated(row, position, "one MPI per 2100C/2100D")
+    e = row if len(row) == 8 else _fields(state, row, position, 7)
+    member.military = Mpi(e[1], e[2], e[3], e[4], e[5], e[6], e[7], position)
 
 
 # --- 2110 benefits and what hangs off them ----------------------------------------------------------------
 
 
-def _eb(state: _State, segment: Segment) -> None:
+def _eb(state: _State, row: list[str], position: int) -> None:
     member = state.member
     if member is None:
         raise X12StructureError(
             "benefit information (EB) outside a subscriber or dependent level",
-            position=segment.position,
+            position=position,
             segment_id="EB",
             expected="an HL*..*22 (2000C) or HL*..*23 (2000D) and its NM1 before the first EB",
         )
     if state.in_ls:
         _close_ls(state)
     state.entity = None
-    e = segment.elements
+    e = row
     if len(e) < 15:
         e = e + _PADS[15 - len(e)]
     elif len(e) > 15:
-        e = _fields(state, segment, 14)
+        e = _fields(state, row, position, 14)
     # The numeric and structured elements are mostly empty: test before calling.
     eb = Eb(
         e[1],
@@ -755,15 +791,15 @@ def _eb(state: _State, segment: Segment) -> None:
         e[4],
         e[5],
         e[6],
-        _decimal(segment, 7, e[7]) if e[7] else None,
-        _decimal(segment, 8, e[8]) if e[8] else None,
+        _decimal(row, position, 7, e[7]) if e[7] else None,
+        _decimal(row, position, 8, e[8]) if e[8] else None,
         e[9],
-        _decimal(segment, 10, e[10]) if e[10] else None,
+        _decimal(row, position, 10, e[10]) if e[10] else None,
         e[11],
         e[12],
-        _procedure(state, segment, e[13]) if e[13] else None,
+        _procedure(state, row, position, e[13]) if e[13] else None,
         e[14].split(state.delimiters.component) if e[14] else [],
-        segment.position,
+        position,
     )
     # List literals for the seven collections: measurably cheaper than seven default factories.
     loop: Loop2110 = (Loop2110C if state.suffix == "C" else Loop2110D)(eb, [], [], [], [], [], [], [])
@@ -771,11 +807,11 @@ def _eb(state: _State, segment: Segment) -> None:
     state.benefit = loop
 
 
-def _procedure(state: _State, segment: Segment, value: str) -> CompositeProcedure:
+def _procedure(state: _State, row: list[str], position: int, value: str) -> CompositeProcedure:
     """EB13 (C003): qualifier, code, modifiers 1-4, description, range end."""
     parts = split_components(value, state.delimiters)
     if len(parts) > 8:
-        state.warn(segment, f"EB13 has {len(parts)} components; only 8 are defined and the rest were dropped")
+        state.warn(row, position, f"EB13 has {len(parts)} components; only 8 are defined and the rest were dropped")
     parts += [""] * (8 - len(parts))
     modifiers = parts[2:6]
     while modifiers and not modifiers[-1]:
@@ -783,60 +819,60 @@ def _procedure(state: _State, segment: Segment, value: str) -> CompositeProcedur
     return CompositeProcedure(parts[0], parts[1], modifiers, parts[6], parts[7])
 
 
-def _benefit(state: _State, segment: Segment, before_ls: bool) -> Loop2110:
+def _benefit(state: _State, row: list[str], position: int, before_ls: bool) -> Loop2110:
     """The open 2110 for a segment that only exists there (HSD, MSG, III)."""
     benefit = state.benefit
     if benefit is None:
-        raise _misplaced(segment, f"{segment.id} after an EB (in 2110C or 2110D)")
+        raise _misplaced(row, position, f"{row[0]} after an EB (in 2110C or 2110D)")
     if before_ls and state.in_ls:
-        state.warn(segment, f"{segment.id} between LS and LE; kept with 2110{state.suffix}")
+        state.warn(row, position, f"{row[0]} between LS and LE; kept with 2110{state.suffix}")
     return benefit
 
 
-def _hsd(state: _State, segment: Segment) -> None:
-    benefit = _benefit(state, segment, True)
-    e = _fields(state, segment, 8)
+def _hsd(state: _State, row: list[str], position: int) -> None:
+    benefit = _benefit(state, row, position, True)
+    e = row if len(row) == 9 else _fields(state, row, position, 8)
     benefit.delivery.append(
         Hsd(
             e[1],
-            _decimal(segment, 2, e[2]),
+            _decimal(row, position, 2, e[2]),
             e[3],
-            _decimal(segment, 4, e[4]),
+            _decimal(row, position, 4, e[4]),
             e[5],
-            _decimal(segment, 6, e[6]),
+            _decimal(row, position, 6, e[6]),
             e[7],
             e[8],
-            segment.position,
+            position,
         )
     )
 
 
-def _msg(state: _State, segment: Segment) -> None:
-    benefit = _benefit(state, segment, True)
-    e = _fields(state, segment, 1)
-    benefit.messages.append(Msg(e[1], segment.position))
+def _msg(state: _State, row: list[str], position: int) -> None:
+    benefit = _benefit(state, row, position, True)
+    e = row if len(row) == 2 else _fields(state, row, position, 1)
+    benefit.messages.append(Msg(e[1], position))
 
 
-def _iii(state: _State, segment: Segment) -> None:
-    benefit = _benefit(state, segment, True)
-    e = _fields(state, segment, 4)
-    info = Iii(e[1], e[2], e[3], e[4], segment.position)
+def _iii(state: _State, row: list[str], position: int) -> None:
+    benefit = _benefit(state, row, position, True)
+    e = row if len(row) == 5 else _fields(state, row, position, 4)
+    info = Iii(e[1], e[2], e[3], e[4], position)
     benefit.additional_info.append(Loop2115C(info) if state.suffix == "C" else Loop2115D(info))
 
 
-def _ls(state: _State, segment: Segment) -> None:
-    _benefit(state, segment, False)
+def _ls(state: _State, row: list[str], position: int) -> None:
+    _benefit(state, row, position, False)
     if state.in_ls:
-        state.warn(segment, "LS while an LS is already open; read as one LS..LE")
-    if segment.el(1) != "2120":
-        state.warn(segment, f"LS01 is {segment.el(1)!r}, expected 2120")
+        state.warn(row, position, "LS while an LS is already open; read as one LS..LE")
+    if _el(row, 1) != "2120":
+        state.warn(row, position, f"LS01 is {_el(row, 1)!r}, expected 2120")
     state.in_ls = True
     state.entity = None
 
 
-def _le(state: _State, segment: Segment) -> None:
+def _le(state: _State, row: list[str], position: int) -> None:
     if not state.in_ls:
-        state.warn(segment, "LE without an open LS")
+        state.warn(row, position, "LE without an open LS")
     state.in_ls = False
     state.entity = None
 
@@ -867,7 +903,7 @@ _HANDLERS: dict[str, _Handler] = {
     "TRN": _trn,
 }
 
-_HL_OPENERS: dict[str, Callable[[_State, Segment, Hl], _Hierarchy]] = {
+_HL_OPENERS: dict[str, Callable[[_State, list[str], Hl], _Hierarchy]] = {
     "20": _open_source,
     "21": _open_receiver,
     "22": _open_subscriber,

@@ -158,12 +158,20 @@ def detect_delimiters(text: str) -> tuple[Delimiters, int]:
         raise X12SyntaxError("the ISA is cut off", position=1, segment_id="ISA", expected="ISA16 and a terminator")
     component = text[before_isa16 + 1]
     terminator = text[before_isa16 + 2]
-    _check_delimiters(element, component, terminator)
     isa11 = text[start:before_isa16].split(element)[11]
-    return (
-        Delimiters(element, component, terminator, _repetition(isa11, element, terminator)),
-        before_isa16 + 3,
-    )
+    key = (element, component, terminator, isa11)
+    delimiters = _KNOWN_DELIMITERS.get(key)
+    if delimiters is None:
+        _check_delimiters(element, component, terminator)
+        delimiters = Delimiters(element, component, terminator, _repetition(isa11, element, terminator))
+        if len(_KNOWN_DELIMITERS) < _KNOWN_DELIMITERS_SIZE:
+            _KNOWN_DELIMITERS[key] = delimiters
+    return delimiters, before_isa16 + 3
+
+
+# Delimiters are immutable and interchanges repeat the same few sets: each is checked and built once.
+_KNOWN_DELIMITERS: dict[tuple[str, str, str, str], Delimiters] = {}
+_KNOWN_DELIMITERS_SIZE = 64
 
 
 def _isa16_separator(text: str, start: int, element: str) -> int:
@@ -235,92 +243,177 @@ def _split(text: str, delimiters: Delimiters, isa_end: int) -> list[Segment]:
     return segments
 
 
+@dataclass(slots=True)
+class RawTransaction:
+    """One ST..SE transaction set as ``read_elements`` finds it: rows ``start:end`` of the interchange."""
+
+    set_id: str  # ST01
+    control_number: str  # ST02
+    implementation: str  # ST03 if present, else GS08
+    functional_id: str  # GS01
+    group_version: str  # GS08
+    start: int  # row index of the ST (its position is start + 1)
+    end: int  # row index just past the SE (or the last segment of a cut-off transaction)
+    group: int  # row index of the GS in force, -1 when the ST is outside any group
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RawInterchange:
+    """An interchange as element lists: ``rows[i]`` is segment position ``i + 1`` (``rows[0]`` the ISA)."""
+
+    delimiters: Delimiters
+    rows: list[list[str]]
+    transactions: list[RawTransaction]
+    warnings: list[str] = field(default_factory=list)
+
+
 def read_interchange(data: bytes | str) -> Interchange:
     """Read one interchange: ISA, its groups and transactions.  Raises ``X12SyntaxError``."""
+    raw = read_elements(data)
+    segments = [Segment(row, position) for position, row in enumerate(raw.rows, 1)]
+    transactions = [
+        Transaction(
+            set_id=tx.set_id,
+            control_number=tx.control_number,
+            implementation=tx.implementation,
+            functional_id=tx.functional_id,
+            group_version=tx.group_version,
+            segments=segments[tx.start : tx.end],
+            delimiters=raw.delimiters,
+            warnings=tx.warnings,
+            group=segments[tx.group] if tx.group >= 0 else None,
+        )
+        for tx in raw.transactions
+    ]
+    return Interchange(raw.delimiters, segments[0], transactions, raw.warnings)
+
+
+def read_elements(data: bytes | str) -> RawInterchange:
+    """``read_interchange`` without the ``Segment`` objects: the element lists and where each
+    transaction set lies among them (the 271 parser's fast path).  Raises ``X12SyntaxError``."""
     text = decode(data)
     delimiters, isa_end = detect_delimiters(text)
-    segments = _split(text, delimiters, isa_end)
-    interchange = _assemble(segments, delimiters)
-    if interchange.version.startswith("005") and delimiters.repetition is None:
+    rows = _split_rows(text, delimiters, isa_end)
+    interchange = RawInterchange(delimiters, rows, [])
+    _assemble(rows, interchange)
+    version = _element(rows[0], 12).strip()
+    if version.startswith("005") and delimiters.repetition is None:
         interchange.warnings.append(
-            f"ISA11 is {interchange.isa.el(11)!r} in a {interchange.version} interchange: "
+            f"ISA11 is {_element(rows[0], 11)!r} in a {version} interchange: "
             "no repetition separator, repeating elements are read as one value"
         )
     return interchange
 
 
-def _assemble(segments: list[Segment], delimiters: Delimiters) -> Interchange:
-    """Group the segments after the ISA into transactions; envelope oddities become warnings."""
-    interchange = Interchange(delimiters, segments[0], [])
-    group: Segment | None = None
-    current: Transaction | None = None
-    for segment in segments[1:]:
-        sid = segment.id
+def _split_rows(text: str, delimiters: Delimiters, isa_end: int) -> list[list[str]]:
+    """``_split`` as element lists; ``text[:isa_end]`` is the ISA with its terminator."""
+    element, terminator = delimiters.element, delimiters.segment
+    pieces = text.split(terminator)
+    isa = text[:isa_end].lstrip(_BLANKS)
+    # Usually the first terminator ends the ISA; only odd ISA padding needs the slower cut.
+    pieces = pieces[1:] if len(pieces[0]) == isa_end - 1 else text[isa_end:].split(terminator)
+    rows = [isa[:-1].split(element)]
+    # Comprehensions rather than an append loop: this runs once per segment on the hot path.
+    rows += [raw.split(element) for piece in pieces if (raw := piece.strip(_BLANKS))]
+    return rows
+
+
+# Segment IDs that open, close or surround a transaction set: the only rows ``_assemble`` looks at.
+_MARK_IDS = _ENVELOPE_IDS | {"SE"}
+
+
+def _assemble(rows: list[list[str]], interchange: RawInterchange) -> None:
+    """Group the rows after the ISA into transactions; envelope oddities become warnings.
+
+    Only the envelope rows (ISA, GS, ST, SE, GE, IEA) are visited: a transaction is everything
+    from its ST up to its SE (or the next envelope row, with a warning), and a row of any other
+    kind between an SE and the next envelope row is outside any transaction set (an error).
+    """
+    marks = [index for index, row in enumerate(rows) if row[0] in _MARK_IDS]
+    group = -1
+    current: RawTransaction | None = None
+    outside = 1  # the next row to read while no transaction is open
+    for index in marks:
+        if index == 0:
+            continue  # the ISA itself
+        sid = rows[index][0]
         if current is not None:
-            if sid not in _ENVELOPE_IDS:
-                current.segments.append(segment)
-                if sid == "SE":
-                    current = None
+            if sid == "SE":
+                current.end = outside = index + 1
+                current = None
                 continue
-            current.warnings.append(
-                f"transaction {current.control_number} has no SE (segment {segment.position} is {sid})"
-            )
+            current.warnings.append(f"transaction {current.control_number} has no SE (segment {index + 1} is {sid})")
+            current.end = index
             current = None
+        elif index > outside:
+            raise _outside(rows, outside)
         if sid == "ST":
-            current = _start_transaction(segment, group, delimiters, interchange)
+            current = _start_transaction(rows, index, group, interchange)
         else:
-            group = _envelope_segment(segment, group, interchange)
+            group = _envelope_segment(rows, index, group, interchange)
+        outside = index + 1
     if current is not None:
         current.warnings.append(f"transaction {current.control_number} is cut off before SE")
-    _check_trailer(segments, interchange)
+        current.end = len(rows)
+    elif outside < len(rows):
+        raise _outside(rows, outside)
+    _check_trailer(rows, interchange)
     if not interchange.transactions:
         raise X12SyntaxError("the interchange holds no ST transaction set", expected="ST ... SE")
-    return interchange
 
 
-def _start_transaction(
-    st: Segment, group: Segment | None, delimiters: Delimiters, interchange: Interchange
-) -> Transaction:
-    if group is None:
-        interchange.warnings.append(f"segment {st.position}: ST outside a GS functional group")
-    transaction = Transaction(
-        set_id=st.el(1),
-        control_number=st.el(2),
-        implementation=st.el(3) or (group.el(8) if group else ""),
-        functional_id=group.el(1) if group else "",
-        group_version=group.el(8) if group else "",
-        segments=[st],
-        delimiters=delimiters,
-        group=group,
+def _outside(rows: list[list[str]], index: int) -> X12SyntaxError:
+    return X12SyntaxError(
+        "this segment is outside any transaction set",
+        position=index + 1,
+        segment_id=rows[index][0],
+        expected="ST, GS, GE or IEA",
+    )
+
+
+def _element(row: list[str], index: int) -> str:
+    return row[index] if index < len(row) else ""
+
+
+def _start_transaction(rows: list[list[str]], index: int, group: int, interchange: RawInterchange) -> RawTransaction:
+    if group < 0:
+        interchange.warnings.append(f"segment {index + 1}: ST outside a GS functional group")
+    st = rows[index]
+    gs = rows[group] if group >= 0 else None
+    group_version = _element(gs, 8) if gs else ""
+    transaction = RawTransaction(
+        _element(st, 1),  # set_id
+        _element(st, 2),  # control_number
+        _element(st, 3) or group_version,  # implementation
+        _element(gs, 1) if gs else "",  # functional_id
+        group_version,
+        index,  # start
+        index + 1,  # end, moved on when the SE (or what ends the set) is found
+        group,
+        [],
     )
     interchange.transactions.append(transaction)
     return transaction
 
 
-def _envelope_segment(segment: Segment, group: Segment | None, interchange: Interchange) -> Segment | None:
-    """Handle a segment outside ST..SE; returns the GS now in force."""
-    sid = segment.id
+def _envelope_segment(rows: list[list[str]], index: int, group: int, interchange: RawInterchange) -> int:
+    """Handle a row outside ST..SE; returns the row index of the GS now in force (-1: none)."""
+    sid = rows[index][0]
     if sid == "GS":
-        return segment
+        return index
     if sid == "GE":
-        return None
+        return -1
     if sid == "IEA":
         return group
     if sid == "ISA":
-        interchange.warnings.append(
-            f"segment {segment.position}: a second ISA; read with the first interchange's delimiters"
-        )
+        interchange.warnings.append(f"segment {index + 1}: a second ISA; read with the first interchange's delimiters")
         return group
-    raise X12SyntaxError(
-        "this segment is outside any transaction set",
-        position=segment.position,
-        segment_id=sid,
-        expected="ST, GS, GE or IEA",
-    )
+    raise _outside(rows, index)
 
 
-def _check_trailer(segments: list[Segment], interchange: Interchange) -> None:
-    ids = {segment.id for segment in segments[-3:]}
+def _check_trailer(rows: list[list[str]], interchange: RawInterchange) -> None:
+    ids = {row[0] for row in rows[-3:]}
     if "IEA" not in ids:
         interchange.warnings.append("the interchange ends without IEA (cut off after the last segment)")
     if "GE" not in ids and "IEA" in ids:
