@@ -13,13 +13,15 @@ What runs, each in a process of its own:
 * the service: ``eligibility-svc serve`` in Redis mode with a configured key, the sandbox
   clearinghouse, logs at WARNING.  One check of fixture 01 (asking about today) warms the cache; after
   it every request is a cache hit: auth, JSON body to ``EligibilityRequest``, inquiry rules, HMAC cache
-  key, one Redis GET, decode and validate the summary, stamp it, serialize, metrics, request id;
+  key, one Redis GET, decode the entry, splice the patched provenance into the kept summary bytes
+  (``EligibilityService.verify_json``: no model built), metrics, request id;
 * the floor: a bare aiohttp app whose one handler reads the body, does one Redis GET of a value as
   large as the cached summary and returns it as JSON.  No auth, no parsing, no metrics: the least any
   cached lookup over HTTP and Redis can cost on this machine;
-* for attribution, "http layer": the same ``serve`` with ``EligibilityService.verify`` replaced by a
-  function returning the cached summary (no Redis, no service work): what the HTTP layer alone costs
-  (auth, body parse, middlewares, metrics, serializing the 17 KB answer).
+* for attribution, "http layer": the same ``serve`` with ``EligibilityService.verify`` and
+  ``verify_json`` replaced by functions returning the cached summary (no Redis, no service work):
+  what the HTTP layer alone costs (auth, body parse, middlewares, metrics; the route sends
+  ``verify_json``'s bytes as they are, so no serializing).
 
 The servers share one core and the load generator gets the other when there are two.  Rounds take
 the servers in turn; the best round of each is reported.  Targets (issue 5): the service at least
@@ -163,16 +165,21 @@ def run_stub(port: int, redis_url: str, keys_json: str) -> None:
     from eligibility_svc.settings import ApiKeySettings, Settings
 
     summary = CoverageSummary.model_validate_json(redis.Redis.from_url(redis_url).get(FLOOR_KEY) or b"")
+    answer = summary.__pydantic_serializer__.to_json(summary)
     keys = [ApiKeySettings.model_validate(item) for item in json.loads(keys_json)]
     settings = Settings(redis_url=None, api_keys=keys, log_level="WARNING")
 
     async def verify(request: EligibilityRequest, *, writeback: bool = False) -> CoverageSummary:
         return summary
 
+    async def verify_json(request: EligibilityRequest, *, writeback: bool = False) -> bytes:
+        return answer  # the route sends the service's bytes as they are
+
     @contextlib.asynccontextmanager
     async def stubbed(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime]:
         async with build_runtime(settings, metrics=metrics) as runtime:
             runtime.service.verify = verify  # type: ignore[method-assign]
+            runtime.service.verify_json = verify_json  # type: ignore[method-assign]
             yield runtime
 
     with open(os.devnull, "w") as quiet:

@@ -5,8 +5,14 @@ question (see ``check_digests``), placed under the prefix by ``redis_keys.RedisK
 
 Values are JSON, never pickle, in a small binary envelope::
 
-    b"J" + json                                  plain (embedded default, or no key configured)
-    b"E" + key_id(1) + nonce(12) + AES-256-GCM(json)   encrypted; AAD = header + the Redis key
+    b"J" + document                                  plain (embedded default, or no key configured)
+    b"E" + key_id(1) + nonce(12) + AES-256-GCM(document)   encrypted; AAD = header + the Redis key
+
+    document = json [+ b"\n" + attachment]
+
+The optional attachment is opaque bytes kept with the value and sealed with it (the service keeps
+a summary's ready-to-send JSON there, so a hit neither parses nor escapes it); compact JSON never
+holds a raw newline, so the first one ends the JSON.
 
 ``key_id`` is a fingerprint byte of the key, so a rotated key turns old entries into misses
 instead of garbage, and the AAD binds a ciphertext to its key: an entry copied onto another
@@ -32,6 +38,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidTag
@@ -76,6 +83,8 @@ _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
 
 def _ascii_upper(value: str) -> str:
     """Upper case with accents folded (``"Muñoz"`` → ``"MUNOZ"``)."""
+    if value.isascii():  # NFKD leaves ASCII as it is: the common case, without the per-character walk
+        return value.upper()
     decomposed = unicodedata.normalize("NFKD", value)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).upper()
 
@@ -143,8 +152,9 @@ class CheckDigests:
 
 
 def _digest(secret: bytes, parts: Sequence[str]) -> str:
-    # JSON framing keeps parts unambiguous ("AB"+"C" differs from "A"+"BC").
-    material = json.dumps(list(parts), separators=(",", ":"), ensure_ascii=True).encode()
+    # JSON framing keeps parts unambiguous ("AB"+"C" differs from "A"+"BC"): the bytes of
+    # json.dumps(list(parts), separators=(",", ":"), ensure_ascii=True), without building an encoder.
+    material = ("[" + ",".join(map(_json_string, parts)) + "]").encode()
     return hmac.new(secret, material, hashlib.sha256).hexdigest()
 
 
@@ -167,14 +177,16 @@ def key_secret(settings: CacheSettings) -> bytes:
 _PLAIN = b"J"
 _SEALED = b"E"
 _NONCE_BYTES = 12
+_ATTACHED = b"\n"  # never in compact JSON: ends the JSON of a document with an attachment
 
 
 @dataclass(frozen=True, slots=True)
 class CacheEntry:
-    """A stored JSON object and when it was stored (unix seconds)."""
+    """A stored JSON object, when it was stored (unix seconds), and the bytes attached to it."""
 
     value: JsonObject
     stored_at: float
+    attachment: bytes = b""
 
 
 def parse_encryption_key(text: str) -> bytes:
@@ -219,8 +231,10 @@ class ValueCodec:
     def encrypts(self) -> bool:
         return self._current is not None
 
-    def encode(self, redis_key: str, value: JsonObject, stored_at: float) -> bytes:
+    def encode(self, redis_key: str, value: JsonObject, stored_at: float, attachment: bytes = b"") -> bytes:
         document = json.dumps({"at": stored_at, "v": value}, separators=(",", ":"), allow_nan=False).encode()
+        if attachment:
+            document = b"".join((document, _ATTACHED, attachment))
         if self._current is None:
             return _PLAIN + document
         kid, aead = self._current
@@ -250,14 +264,15 @@ class ValueCodec:
 
 
 def _entry(document: bytes) -> CacheEntry:
+    head, _, attachment = document.partition(_ATTACHED)
     try:
-        data = json.loads(document)
+        data = json.loads(head)
         value, stored_at = data["v"], float(data["at"])
     except (ValueError, TypeError, KeyError) as exc:
         raise CacheCorrupt("cached value is not an entry") from exc
     if not isinstance(value, dict):
         raise CacheCorrupt("cached value is not a JSON object")
-    return CacheEntry(value=value, stored_at=stored_at)
+    return CacheEntry(value=value, stored_at=stored_at, attachment=attachment)
 
 
 # --- the seam -------------------------------------------------------------------------------------
@@ -270,8 +285,9 @@ class Cache(Protocol):
         """The entry at ``key`` if present, unexpired and readable."""
         ...
 
-    async def set(self, key: str, value: JsonObject, ttl_seconds: float) -> bool:
-        """Keep ``value`` for ``ttl_seconds`` (nothing kept when <= 0); whether it was kept."""
+    async def set(self, key: str, value: JsonObject, ttl_seconds: float, *, attachment: bytes = b"") -> bool:
+        """Keep ``value`` (and ``attachment``, see ``ValueCodec``) for ``ttl_seconds`` (nothing kept
+        when <= 0); whether it was kept."""
         ...
 
     async def delete(self, key: str) -> None: ...
@@ -365,11 +381,11 @@ class RedisCache:
             self.gate.report("decode", exc)
             return None
 
-    async def set(self, key: str, value: JsonObject, ttl_seconds: float) -> bool:
+    async def set(self, key: str, value: JsonObject, ttl_seconds: float, *, attachment: bytes = b"") -> bool:
         milliseconds = int(ttl_seconds * 1000)
         if milliseconds <= 0:
             return False
-        blob = self._codec.encode(key, value, time.time())
+        blob = self._codec.encode(key, value, time.time(), attachment)
         try:
             await self.gate.call("set", self._redis.set(key, blob, px=milliseconds))
         except CacheUnavailable:
@@ -425,11 +441,11 @@ class MemoryCache:
         self._entries.move_to_end(key)
         return self._codec.decode(key, blob)
 
-    async def set(self, key: str, value: JsonObject, ttl_seconds: float) -> bool:
+    async def set(self, key: str, value: JsonObject, ttl_seconds: float, *, attachment: bytes = b"") -> bool:
         if ttl_seconds <= 0:
             return False
         now = self._clock()
-        self._entries[key] = (now + ttl_seconds, self._codec.encode(key, value, now))
+        self._entries[key] = (now + ttl_seconds, self._codec.encode(key, value, now, attachment))
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)

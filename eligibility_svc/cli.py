@@ -100,8 +100,19 @@ def _add_sandbox(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    worker = commands.add_parser("worker", help="apply queued athenaNet write-backs (needs ELIG_REDIS_URL)")
+    worker = commands.add_parser(
+        "worker", help="consume batch items and apply queued athenaNet write-backs (needs ELIG_REDIS_URL)"
+    )
+    worker.add_argument("--metrics-port", type=int, default=9100, help="serve /metrics here (0: off)")
     worker.set_defaults(handler=_worker)
+    batch = commands.add_parser("batch", help="pre-visit batches")
+    sub = batch.add_subparsers(title="batch commands")
+    run = sub.add_parser("run", help="check every appointment in FILE (.csv or .jsonl)")
+    run.add_argument("--input", type=Path, required=True)
+    run.add_argument("--output", type=Path, default=Path("batch-results.jsonl"))
+    run.add_argument("--report", type=Path, default=None, help="also write an HTML report here")
+    run.add_argument("--no-wait", action="store_true", help="with Redis: enqueue and exit")
+    run.set_defaults(handler=_batch_run)
 
 
 # --- serve and keys ---------------------------------------------------------------------------------
@@ -223,12 +234,22 @@ def _sandbox_athena(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     import asyncio
 
-    from eligibility_svc.athena.outbox import run_outbox_worker
+    from eligibility_svc.batch.worker import run_worker
     from eligibility_svc.logs import configure_logging
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    asyncio.run(run_outbox_worker(settings))
+    asyncio.run(run_worker(settings, metrics_port=args.metrics_port))
+    return 0
+
+
+def _batch_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from eligibility_svc.batch.command import run_file
+
+    batch_id = asyncio.run(run_file(get_settings(), args.input, args.output, report=args.report, wait=not args.no_wait))
+    print(batch_id)
     return 0
 
 

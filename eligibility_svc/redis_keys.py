@@ -24,6 +24,9 @@ can see the whole keyspace here and two deployments can share one Redis with dif
     {prefix}batch:{id}                     batch metadata (hash)
     {prefix}batch:{id}:results             batch results (stream)
     {prefix}batch:work                     batch items for the workers (stream)
+    {prefix}batch:{id}:items               a batch's checks to make (hash: item id → JSON)  batch TTL
+    {prefix}batch:{id}:done                items whose result is stored (set)              batch TTL
+    {prefix}batch:retry                    payer-down items waiting (zset by due time)     none
 
 ``digest`` values are HMACs computed by ``cache.py`` (never patient data); check and batch ids are
 our own identifiers (anything else raises ``ValueError``); payer ids and breaker scopes come from
@@ -171,6 +174,19 @@ class RedisKeys:
     def batch_work(self) -> str:
         """Batch items waiting for a worker (stream read by ``BATCH_GROUP``)."""
         return f"{self.prefix}batch:work"
+
+    def batch_items(self, batch_id: str) -> str:
+        """A batch's checks to make (hash: item id → item JSON)."""
+        return f"{self.prefix}batch:{_part('batch id', batch_id)}:items"
+
+    def batch_done(self, batch_id: str) -> str:
+        """Item ids whose result is stored: a redelivered item is never sent to the payer again (set)."""
+        return f"{self.prefix}batch:{_part('batch id', batch_id)}:done"
+
+    @property
+    def batch_retry(self) -> str:
+        """Items of a payer that was down, waiting for their next attempt (sorted set by due time)."""
+        return f"{self.prefix}batch:retry"
 
     # --- housekeeping ----------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@
                     └► coverage entry (same patient/payer/provider/dates, an STC 30 inquiry)
                          holds the rows the new codes need? ─► re-interpret its 271 ──► answer (reuse)
                     └► single-flight (Redis across replicas, or this process)
-                         control number ─► build 270 ─► validate 270 ─► transport.exchange (CORE 156 deadline)
+                         control number ─► build 270 ─► validate 270 (strict, or x12.validate_outgoing=always)
+                         ─► transport.exchange (CORE 156 deadline)
                          ─► validate 271 ─► parse ─► summarize ─► check record ─► cache (TTL policy)
       write-back (when asked) ─► WriteBackSink.enqueue ─► the record's ``writeback`` state
 
@@ -22,7 +23,10 @@ writes nothing; a re-interpreted (reused) answer is a new answer and gets a new 
 
 What is kept, all under ``RedisKeys`` (values JSON, AES-GCM sealed when ``cache.encryption_key`` is set):
 
-* ``cache:{exact}``: the ``CoverageSummary`` for one exact question, for the TTL policy's time;
+* ``cache:{exact}``: the ``CoverageSummary`` for one exact question, for the TTL policy's time, kept as
+  a ``KeptSummary``: its JSON bytes without the provenance as the entry's attachment (sent as they are
+  on a hit: no model is built, see ``verify_json``), the provenance (patched: cached, age, sandbox)
+  and the status (metrics) as its value;
 * ``cov:{coverage}``: for answers to inquiries that included STC 30 (CORE 154: the payer answers the
   plan and the CORE service types), a ``CoverageEntry``: the raw 271 and what it covers, so other
   procedures for the same patient/payer/provider/dates can be answered without a payer call;
@@ -33,6 +37,7 @@ What is kept, all under ``RedisKeys`` (values JSON, AES-GCM sealed when ``cache.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 import time
@@ -40,11 +45,11 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import Literal, Protocol, cast
+from typing import Any, Literal, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from eligibility_svc.cache import Cache, CacheEntry, CheckDigests, check_digests, inquiry_codes
+from eligibility_svc.cache import Cache, CacheEntry, CheckDigests, JsonObject, check_digests, inquiry_codes
 from eligibility_svc.cache_policy import (
     TtlPolicy,
     entry_age,
@@ -283,6 +288,14 @@ def check_x12(text: str, mode: Mode, direction: Direction) -> tuple[ValidationFi
     return tuple(ValidationFinding.of(finding, direction) for finding in apply_policy(result, mode, direction))
 
 
+def outgoing_mode(mode: Mode, validate_outgoing: Literal["always", "strict_only"]) -> Mode:
+    """The validation mode for a 270 we built: ``x12.validate_outgoing`` ``strict_only`` (the default)
+    validates it only where a finding stops it (strict); in warn mode it is not validated."""
+    if validate_outgoing == "strict_only" and mode == "warn":
+        return "off"
+    return mode
+
+
 def bad_271(error: X12ValidationFailed) -> ClearinghouseBadResponse:
     """A strict-mode failure of a received 271, reported as the clearinghouse's fault, findings kept."""
     return ClearinghouseBadResponse(
@@ -345,6 +358,86 @@ def stamp_reused(
         }
     )
     return summary.model_copy(update={"check_id": check_id, "provenance": provenance})
+
+
+# --- the exact entry ----------------------------------------------------------------------------------
+
+KEPT_SUMMARY_FORMAT = 2  # the ``format`` of a ``KeptSummary`` value; older entries hold the bare summary
+
+
+def summary_json(summary: CoverageSummary, **options: Any) -> bytes:
+    """``summary`` as JSON bytes straight from pydantic-core (as the API sends it)."""
+    return summary.__pydantic_serializer__.to_json(summary, **options)
+
+
+class KeptSummary:
+    """A summary as ``cache:{exact}`` keeps it: its JSON bytes without provenance (the entry's
+    attachment), and in the entry's value the provenance and status.
+
+    ``to_json`` splices the (patched) provenance into the kept bytes: a cache hit answers without
+    parsing or validating the summary.  Value and attachment go through the cache codec together
+    (sealed with AES-GCM when a key is configured), like every other kept value."""
+
+    __slots__ = ("body", "provenance", "status")
+
+    def __init__(self, body: bytes, provenance: JsonObject, status: CheckStatus) -> None:
+        self.body = body
+        self.provenance = provenance
+        self.status = status
+
+    @classmethod
+    def of(cls, summary: CoverageSummary) -> KeptSummary:
+        body = summary_json(summary, exclude={"provenance"})
+        return cls(body, summary.provenance.model_dump(mode="json"), summary.status)
+
+    @classmethod
+    def read(cls, value: JsonObject, body: bytes) -> KeptSummary | None:
+        """The kept summary in an entry; ``None`` for another format or a damaged entry."""
+        provenance, status = value.get("provenance"), value.get("status")
+        if value.get("format") != KEPT_SUMMARY_FORMAT or not isinstance(provenance, dict):
+            return None
+        if not body.startswith(b"{") or not body.endswith(b"}"):
+            return None
+        try:
+            return cls(body, provenance, CheckStatus(str(status)))
+        except ValueError:
+            return None
+
+    def value(self) -> JsonObject:
+        """The entry's value (``body`` is its attachment; ``read`` reads both back)."""
+        return {"format": KEPT_SUMMARY_FORMAT, "status": self.status.value, "provenance": self.provenance}
+
+    def to_json(self, age: float, *, sandbox: bool = False) -> bytes:
+        """The summary served ``age`` seconds after it was stored (``stamp_cached``), as JSON bytes;
+        ``sandbox`` marks it simulated (it stays marked when it was)."""
+        provenance = {**self.provenance, "cached": True, "age_seconds": round(age, 3)}
+        if sandbox:
+            provenance["sandbox"] = True
+        patched = json.dumps(provenance, separators=(",", ":"), allow_nan=False).encode()
+        separator = b"," if len(self.body) > 2 else b""
+        return b"".join((self.body[:-1], separator, b'"provenance":', patched, b"}"))
+
+    def to_model(self, age: float) -> CoverageSummary | None:
+        """The summary as ``stamp_cached`` would serve it; ``None`` when it does not validate."""
+        try:
+            return CoverageSummary.model_validate_json(self.to_json(age))
+        except ValidationError:
+            return None
+
+
+def kept_from_legacy(value: JsonObject) -> KeptSummary | None:
+    """An entry written before ``KeptSummary`` (the bare summary), read as one; ``None`` if unreadable."""
+    try:
+        return KeptSummary.of(CoverageSummary.model_validate(value))
+    except ValidationError:
+        return None
+
+
+def read_kept(entry: CacheEntry) -> KeptSummary | None:
+    """The kept summary of an exact entry in either format."""
+    if "format" in entry.value:
+        return KeptSummary.read(entry.value, entry.attachment)
+    return kept_from_legacy(entry.value)
 
 
 def coverage_entry(
@@ -438,13 +531,47 @@ class CheckStore:
 
 
 class _Answer:
-    """A summary for one caller and where it came from (internal)."""
+    """An answer for one caller and where it came from (internal): a summary, or a kept one whose
+    model is only built when a caller needs it (``verify``); ``verify_json`` sends its bytes."""
 
-    __slots__ = ("source", "summary")
+    __slots__ = ("_kept", "_summary", "age", "source", "status")
 
-    def __init__(self, summary: CoverageSummary, source: CheckSource) -> None:
-        self.summary = summary
+    def __init__(
+        self,
+        summary: CoverageSummary | None,
+        source: CheckSource,
+        *,
+        kept: KeptSummary | None = None,
+        age: float = 0.0,
+    ) -> None:
+        self._summary = summary
+        self._kept = kept
         self.source = source
+        self.age = age
+        self.status = kept.status if kept is not None else summary.status if summary is not None else CheckStatus.ERROR
+
+    @property
+    def summary(self) -> CoverageSummary:
+        if self._summary is None:
+            assert self._kept is not None
+            self._summary = self._kept.to_model(self.age)
+            if self._summary is None:
+                raise ClearinghouseBadResponse("a cached answer cannot be read")
+        return self._summary
+
+    def to_json(self, *, sandbox: bool) -> bytes:
+        """The answer as the API sends it, marked simulated when ``sandbox``."""
+        if self._summary is None and self._kept is not None:
+            return self._kept.to_json(self.age, sandbox=sandbox)
+        return summary_json(mark_sandbox(self.summary, sandbox))
+
+
+def mark_sandbox(summary: CoverageSummary, sandbox: bool) -> CoverageSummary:
+    """``summary``, marked simulated when ``sandbox`` (unchanged when it is already, or not asked)."""
+    if not sandbox or summary.provenance.sandbox:
+        return summary
+    provenance = summary.provenance.model_copy(update={"sandbox": True})
+    return summary.model_copy(update={"provenance": provenance})
 
 
 class EligibilityService:
@@ -504,23 +631,34 @@ class EligibilityService:
         we built fails the TR3; not sent) and ``ClearinghouseError`` subclasses (no usable 271).
         Payer rejections (AAA) are answers: a summary with ``status`` and ``errors``.
         """
+        answer = await self._checked(request, writeback=writeback, model=True)
+        return answer.summary
+
+    async def verify_json(self, request: EligibilityRequest, *, writeback: bool = False) -> bytes:
+        """``verify``, as the JSON bytes the API sends, marked simulated when the clearinghouse is the
+        sandbox.  A cache hit is answered from the kept bytes, with no model built or validated."""
+        answer = await self._checked(request, writeback=writeback, model=writeback)
+        return answer.to_json(sandbox=self.sandbox)
+
+    async def _checked(self, request: EligibilityRequest, *, writeback: bool, model: bool) -> _Answer:
+        """One check, counted (and written back when asked); ``model``: a cached answer must validate."""
         with self._metrics.checks_in_flight.track_inprogress():
             check_inquiry(request, today=self._today())
             try:
-                answer = await self._answer(request)
+                answer = await self._answer(request, model=model)
             except EligibilityError:  # no usable 271, or (strict) a 270 we would not send
                 self._metrics.count_check(CheckStatus.ERROR.value, "fresh")
                 raise
-            self._metrics.count_check(answer.summary.status.value, answer.source)
+            self._metrics.count_check(answer.status.value, answer.source)
             if writeback:
                 await self._write_back(answer.summary, request)
-            return answer.summary
+            return answer
 
-    async def _answer(self, request: EligibilityRequest) -> _Answer:
+    async def _answer(self, request: EligibilityRequest, *, model: bool) -> _Answer:
         digests = check_digests(request, self._secret)
         started = self._clock()
         if wants_cached(request):
-            kept = await self._from_cache(request, digests)
+            kept = await self._from_cache(request, digests, model=model)
             if kept is not None:
                 return kept
         else:
@@ -528,16 +666,16 @@ class EligibilityService:
         return await self._flight.run(
             digests.exact,
             lambda: self._ask_payer(request, digests),
-            lambda: self._load_shared(request, digests, started),
+            lambda: self._load_shared(request, digests, started, model=model),
         )
 
-    async def _from_cache(self, request: EligibilityRequest, digests: CheckDigests) -> _Answer | None:
+    async def _from_cache(self, request: EligibilityRequest, digests: CheckDigests, *, model: bool) -> _Answer | None:
         """The exact entry if it may serve, else a reuse of the coverage entry, else ``None``."""
         entry = await self._cache.get(self._keys.cache_entry(digests.exact))
         now = self._clock()
         result = lookup_result(entry, request, now)
         if result == "hit" and entry is not None:
-            answer = self._cached(entry, now)
+            answer = self._cached(entry, now, model=model)
             if answer is not None:
                 self._metrics.count_cache("hit")
                 return answer
@@ -546,21 +684,25 @@ class EligibilityService:
         self._metrics.count_cache("reuse" if reused is not None else result)
         return reused
 
-    def _cached(self, entry: CacheEntry, now: float) -> _Answer | None:
-        try:
-            summary = CoverageSummary.model_validate(entry.value)
-        except ValidationError:
+    def _cached(self, entry: CacheEntry, now: float, *, model: bool) -> _Answer | None:
+        """The kept answer of ``entry``; with ``model``, validated now (``None`` when it does not)."""
+        kept = read_kept(entry)
+        age = entry_age(entry.stored_at, now)
+        summary = kept.to_model(age) if kept is not None and model else None
+        if kept is None or (model and summary is None):
             log.warning("a cached summary is not readable (an older format?); asking the payer")
             return None
-        return _Answer(stamp_cached(summary, entry_age(entry.stored_at, now)), "cache")
+        return _Answer(summary, "cache", kept=kept, age=age)
 
-    async def _load_shared(self, request: EligibilityRequest, digests: CheckDigests, started: float) -> _Answer | None:
+    async def _load_shared(
+        self, request: EligibilityRequest, digests: CheckDigests, started: float, *, model: bool
+    ) -> _Answer | None:
         """The single-flight ``load``: an answer another caller stored that this request accepts."""
         entry = await self._cache.get(self._keys.cache_entry(digests.exact))
         now = self._clock()
         if entry is None or not shareable(entry.stored_at, request, started, now):
             return None
-        return self._cached(entry, now)
+        return self._cached(entry, now, model=model)
 
     # --- coverage-aware reuse -------------------------------------------------------------------
 
@@ -598,7 +740,7 @@ class EligibilityService:
         """The single-flight ``compute``: one exchange with the payer, kept for the others."""
         trace_number = new_trace_number()
         x12_270 = await self._build_270(request, trace_number)
-        outgoing = self._validate(x12_270, "outgoing")
+        outgoing = self._validate(x12_270, "outgoing", outgoing_mode(self.validation_mode, self._x12.validate_outgoing))
         result = await self._exchange(x12_270, request.payer.id)
         try:
             incoming = self._validate(result.x12_271, "incoming")
@@ -651,7 +793,9 @@ class EligibilityService:
         ttl = ttl_seconds(summary, last_service_day(request), self._now(), self._policy)
         if ttl <= 0:
             return
-        await self._cache.set(self._keys.cache_entry(digests.exact), summary.model_dump(mode="json"), ttl)
+        kept_summary = KeptSummary.of(summary)
+        exact_key = self._keys.cache_entry(digests.exact)
+        await self._cache.set(exact_key, kept_summary.value(), ttl, attachment=kept_summary.body)
         if is_general_inquiry(request):
             kept = coverage_entry(summary, x12_271, request, findings)
             await self._cache.set(self._keys.coverage_entry(digests.coverage), kept.model_dump(mode="json"), ttl)
@@ -733,10 +877,11 @@ class EligibilityService:
         """Today where the practices are (the cache time zone): the CORE 154 window is relative to it."""
         return dt.datetime.fromtimestamp(self._clock(), self._policy.timezone).date()
 
-    def _validate(self, text: str, direction: Direction) -> tuple[ValidationFinding, ...]:
-        """``check_x12`` with the findings counted, also when strict mode refuses the X12."""
+    def _validate(self, text: str, direction: Direction, mode: Mode | None = None) -> tuple[ValidationFinding, ...]:
+        """``check_x12`` (in ``mode``, by default the setting's) with the findings counted, also when
+        strict mode refuses the X12."""
         try:
-            findings = check_x12(text, self.validation_mode, direction)
+            findings = check_x12(text, self.validation_mode if mode is None else mode, direction)
         except X12ValidationFailed as exc:
             self._count_findings(exc.details.get("findings", []))
             raise

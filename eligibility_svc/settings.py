@@ -29,6 +29,10 @@ class X12Settings(BaseModel):
     receiver_qualifier: str = "ZZ"  # ISA07
     usage: Literal["P", "T"] = "T"  # ISA15
     validation: Literal["off", "warn", "strict"] = "warn"
+    # Our own 270 under ``validation``: ``always`` validates it in warn mode too; ``strict_only`` (the
+    # default) only where a finding stops it (strict): the builder is property-tested to write valid 270s,
+    # and pyx12 on each one costs ~1 ms of CPU.  Received 271s are validated in either case.
+    validate_outgoing: Literal["always", "strict_only"] = "strict_only"
     procedure_map_file: Path | None = None  # JSON overrides of the CPT→STC table
 
 
@@ -222,6 +226,17 @@ class AthenaSettings(BaseModel):
     sandbox: AthenaSandboxSettings = Field(default_factory=AthenaSandboxSettings)
 
 
+class BatchSettings(BaseModel):
+    """Pre-visit batches (``eligibility_svc.batch``): the workers' concurrency, retries and claims."""
+
+    concurrency: int = Field(default=256, ge=1)  # checks in flight per worker process (payer limits still apply)
+    claim_idle_seconds: float = Field(default=60.0, gt=0)  # a dead worker's items are taken over after this
+    max_attempts: int = Field(default=4, ge=1)  # a payer that stays down: then the item is marked, not dropped
+    retry_base_seconds: float = Field(default=5.0, ge=0)  # backoff before a payer-down item runs again
+    retry_max_seconds: float = Field(default=120.0, ge=0)
+    results_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)  # how long a batch and its results are kept
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ELIG_",
@@ -247,6 +262,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # larger request bodies are answered 413
     # --- added with athenaNet (issue 6) ---
     athena: AthenaSettings = Field(default_factory=AthenaSettings)
+    # --- added with pre-visit batches (issue 7) ---
+    batch: BatchSettings = Field(default_factory=BatchSettings)
 
     @field_validator("api_keys")
     @classmethod

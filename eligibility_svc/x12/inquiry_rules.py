@@ -17,6 +17,7 @@ at the front desk, so they name the value and the fix, not the X12 segment.
 from __future__ import annotations
 
 import calendar
+import functools
 import unicodedata
 from collections.abc import Iterator
 from datetime import date
@@ -76,13 +77,14 @@ def text_problem(value: str, *, upper: bool = False) -> str | None:
 
     ``upper`` says the builder upper-cases the value, so the suggested spelling is upper case.
     """
-    bad = list(dict.fromkeys(ch for ch in value if ch not in X12_TEXT_CHARACTERS))
-    if not bad:
+    if X12_TEXT_CHARACTERS.issuperset(value):  # the common case, at C speed
         return None
+    bad = list(dict.fromkeys(ch for ch in value if ch not in X12_TEXT_CHARACTERS))
     listed = " and ".join(_describe_character(ch) for ch in bad)
     return f"{value!r} contains {listed}, which X12 cannot carry; {_suggestion(value, upper=upper)}"
 
 
+@functools.lru_cache(maxsize=4096)  # a practice asks with few NPIs, over and over
 def npi_is_valid(npi: str) -> bool:
     """True when ``npi`` is ten digits whose last is the Luhn check digit over ``80840`` + the first nine."""
     if len(npi) != 10 or not npi.isascii() or not npi.isdigit():

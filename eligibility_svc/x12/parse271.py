@@ -20,8 +20,10 @@ wrong SE01, an unparseable date ...) becomes a human-readable entry in
   (EB before any subscriber HL, a second DMG in one 2100C ...);
 * ``X12SyntaxError``: a value that is not of its type (a non-numeric EB07: we do not guess).
 
-Speed: one dict lookup per segment dispatches to a small handler; values are read by index
-from the reader's raw element lists and the slotted dataclasses are built positionally.
+Speed: ``parse_271`` reads the interchange as element lists (``reader.read_elements``: no
+per-segment objects; a handler gets the list and its segment position), one dict lookup per segment
+dispatches to a small handler, values are read by index and the slotted dataclasses are built
+positionally.
 """
 
 from __future__ import annotations

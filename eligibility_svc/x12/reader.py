@@ -1,7 +1,9 @@
 """X12 segment reader: delimiters from the ISA, segments, and the ISA/GS/ST envelopes.
 
-Pure: text in, ``Interchange`` out.  Nothing here knows about eligibility; the 271 parser and
-the validators work on the ``Transaction`` objects this module produces.
+Pure: text in, ``Interchange`` out.  Nothing here knows about eligibility; the validators work on
+the ``Transaction`` objects this module produces.  ``read_elements`` is the same reading without a
+``Segment`` object per segment (element lists, and which rows each transaction set spans): the
+271 parser's hot path, and what ``read_interchange`` wraps.
 
 What real files do that this reader copes with (see ``../shared/corpus``):
 
