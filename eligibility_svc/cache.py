@@ -43,7 +43,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -304,16 +304,25 @@ def _ignore(operation: str, error: BaseException) -> None:
 # --- Redis ----------------------------------------------------------------------------------------
 
 
-def make_redis(url: str, *, socket_timeout: float = 0.25, connect_timeout: float = 0.25) -> Redis:
+def make_redis(
+    url: str, *, socket_timeout: float = 0.25, connect_timeout: float = 0.25, max_connections: int = 512
+) -> Redis:
     """A ``redis.asyncio`` client whose every call is short: one immediate retry (a pooled
-    connection may be stale after Redis restarted), no backoff, bytes responses."""
-    return Redis.from_url(
+    connection may be stale after Redis restarted), no backoff, bytes responses.
+
+    The pool *blocks* (up to the connect timeout) when all ``max_connections`` are busy instead of
+    raising, so hundreds of checks in flight in one process queue for a connection rather than fail
+    over to per-process limits."""
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=connect_timeout,
         socket_timeout=socket_timeout,
         socket_connect_timeout=connect_timeout,
         retry=Retry(NoBackoff(), 1),
         decode_responses=False,
     )
+    return Redis.from_pool(pool)  # the client owns the pool: closing the client closes it
 
 
 class RedisGate:

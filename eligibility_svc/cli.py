@@ -11,12 +11,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from eligibility_svc.errors import EligibilityError, RequestInvalid
 from eligibility_svc.models import EligibilityRequest
-from eligibility_svc.settings import get_settings
+from eligibility_svc.settings import Settings, get_settings
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -107,8 +108,16 @@ def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     worker.set_defaults(handler=_worker)
     batch = commands.add_parser("batch", help="pre-visit batches")
     sub = batch.add_subparsers(title="batch commands")
-    run = sub.add_parser("run", help="check every appointment in FILE (.csv or .jsonl)")
-    run.add_argument("--input", type=Path, required=True)
+    run = sub.add_parser("run", help="check every appointment of a file (.csv or .jsonl) or of athenaNet")
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", type=Path, help="FILE.csv or FILE.jsonl")
+    source.add_argument("--athena", action="store_true", help="athenaNet booked appointments --start..--end")
+    source.add_argument("--tomorrow", action="store_true", help="athenaNet booked appointments tomorrow")
+    run.add_argument("--practice", help="athenaNet practice id (default: the only one configured)")
+    run.add_argument("--start", type=date.fromisoformat, help="first day (YYYY-MM-DD)")
+    run.add_argument("--end", type=date.fromisoformat, help="last day (YYYY-MM-DD, default: --start)")
+    run.add_argument("--department", action="append", default=[], help="athenaNet department id (repeatable)")
+    run.add_argument("--no-writeback", action="store_true", help="athenaNet input: do not write verified plans back")
     run.add_argument("--output", type=Path, default=Path("batch-results.jsonl"))
     run.add_argument("--report", type=Path, default=None, help="also write an HTML report here")
     run.add_argument("--no-wait", action="store_true", help="with Redis: enqueue and exit")
@@ -246,11 +255,37 @@ def _worker(args: argparse.Namespace) -> int:
 def _batch_run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from eligibility_svc.batch.command import run_file
+    from eligibility_svc.batch.command import RunOptions, run_batch
 
-    batch_id = asyncio.run(run_file(get_settings(), args.input, args.output, report=args.report, wait=not args.no_wait))
-    print(batch_id)
+    settings = get_settings()
+    source = args.input if args.input is not None else _athena_source(args, settings)
+    options = RunOptions(
+        output=args.output,
+        report=args.report,
+        wait=not args.no_wait,
+        writeback=args.input is None and not args.no_writeback,
+    )
+    print(asyncio.run(run_batch(settings, source, options)))
     return 0
+
+
+def _athena_source(args: argparse.Namespace, settings: Settings) -> Any:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from eligibility_svc.batch.sources import AthenaSource, practice_or_only
+
+    practice = practice_or_only(args.practice, sorted(settings.athena.practices))
+    if practice is None:
+        raise RequestInvalid("name the athenaNet practice with --practice")
+    if args.tomorrow:
+        start = datetime.now(ZoneInfo(settings.cache.timezone)).date() + timedelta(days=1)
+        end = start
+    elif args.start is None:
+        raise RequestInvalid("--athena needs --start (and optionally --end)")
+    else:
+        start, end = args.start, args.end or args.start
+    return AthenaSource(practice_id=practice, start=start, end=end, department_ids=args.department)
 
 
 def _sandbox_clearinghouse(args: argparse.Namespace) -> int:

@@ -40,8 +40,7 @@ exceptions at their edge (``raise ClearinghouseTimeout(...) from exc``); nothing
     │   ├── AthenaBadResponse                502 athena.bad_response
     │   ├── AthenaPayerUnmapped              422 athena.payer_unmapped   (no package for the payer)
     │   └── AthenaPatientDataInvalid         422 athena.patient_data_invalid (a field on file is unusable)
-    ├── ConfigurationError                   500 config.invalid
-    └── BatchesUnavailable                   503 batch.unavailable       (API batches need Redis)
+    └── ConfigurationError                   500 config.invalid
 """
 
 from __future__ import annotations
@@ -345,13 +344,3 @@ class AthenaPatientDataInvalid(AthenaError):
 class ConfigurationError(EligibilityError):
     code = "config.invalid"
     http_status = 500
-
-
-# --- batches (issue 7) -----------------------------------------------------------------------------
-
-
-class BatchesUnavailable(EligibilityError):
-    """Batches through the API need Redis (the workers read them there); the CLI runs them without."""
-
-    code = "batch.unavailable"
-    http_status = 503

@@ -27,6 +27,8 @@ from eligibility_svc.api.schemas import (
     X12InterpretResponse,
 )
 from eligibility_svc.athena.intake import AthenaEligibilityBody
+from eligibility_svc.batch.models import BatchProgress, ItemResult
+from eligibility_svc.batch.sources import AthenaBatchBody
 from eligibility_svc.models import CoverageSummary, EligibilityRequest
 from eligibility_svc.service import CheckRecord
 from eligibility_svc.settings import DEFAULT_FIXTURES
@@ -36,7 +38,12 @@ API_VERSION = "1"
 REF = "#/components/schemas/{model}"
 Json = dict[str, Any]
 
-_INPUTS: tuple[type[BaseModel], ...] = (EligibilityRequest, AthenaEligibilityBody, X12InterpretRequest)
+_INPUTS: tuple[type[BaseModel], ...] = (
+    EligibilityRequest,
+    AthenaEligibilityBody,
+    X12InterpretRequest,
+    AthenaBatchBody,  # issue 7
+)
 _OUTPUTS: tuple[type[BaseModel], ...] = (
     CoverageSummary,
     CheckRecord,
@@ -44,6 +51,8 @@ _OUTPUTS: tuple[type[BaseModel], ...] = (
     ErrorEnvelope,
     Liveness,
     ReadinessReport,
+    BatchProgress,  # issue 7
+    ItemResult,
 )
 
 # Each error status the API answers with: (component name, description).
@@ -162,6 +171,86 @@ def _paths() -> Json:
         "/readyz": {"get": _ready_operation()},
         "/metrics": {"get": _metrics_operation()},
         "/openapi.json": {"get": _openapi_operation()},
+        **_batch_paths(),
+    }
+
+
+# --- batches (issue 7) ---------------------------------------------------------------------------------
+
+_BATCH_ID: Json = {
+    "name": "batch_id",
+    "in": "path",
+    "required": True,
+    "description": "the batch_id answered by POST /v1/batches",
+    "schema": {"type": "string", "pattern": "^b[0-9a-f]{20}$"},
+}
+
+
+def _batch_paths() -> Json:
+    return {
+        "/v1/batches": {"post": _post_batch_operation()},
+        "/v1/batches/{batch_id}": {"get": _get_batch_operation()},
+        "/v1/batches/{batch_id}/results": {"get": _batch_results_operation()},
+    }
+
+
+def _post_batch_operation() -> Json:
+    lines: Json = {"type": "string", "description": "one appointment a line (CSV with a header row, or JSONL)"}
+    return {
+        "operationId": "createBatch",
+        "summary": "Queue a pre-visit batch: appointments as CSV or JSONL, or athenaNet booked appointments",
+        "tags": ["batches"],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {"schema": lines},
+                "application/x-ndjson": {"schema": lines},
+                **_json(ref("AthenaBatchBody")),
+            },
+        },
+        "responses": _responses(
+            _ok("queued: the batch's progress (Location names it)", "BatchProgress"),
+            (400, *_KEYED, 404, 413, 415, 422, 502, 503),
+            ok_status=202,
+        ),
+    }
+
+
+def _get_batch_operation() -> Json:
+    return {
+        "operationId": "getBatch",
+        "summary": "A batch's progress: items done, failed, waiting to retry",
+        "tags": ["batches"],
+        "parameters": [_BATCH_ID],
+        "responses": _responses(_ok("the batch's progress", "BatchProgress"), (*_KEYED, 404, 503)),
+    }
+
+
+def _batch_results_operation() -> Json:
+    row = ref("ItemResult")
+    return {
+        "operationId": "getBatchResults",
+        "summary": "One row per appointment so far, streamed as JSONL (default) or CSV (?format=csv or Accept)",
+        "tags": ["batches"],
+        "parameters": [
+            _BATCH_ID,
+            {
+                "name": "format",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string", "enum": ["jsonl", "csv"]},
+            },
+        ],
+        "responses": _responses(
+            {
+                "description": "result rows (ItemResult, one JSON object a line; or CSV with a header)",
+                "content": {
+                    "application/x-ndjson": {"schema": {"type": "string"}, "x-item-schema": row},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            },
+            (*_KEYED, 404, 503),
+        ),
     }
 
 

@@ -7,13 +7,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from eligibility_svc.batch.command import split
 from eligibility_svc.batch.inputs import read_jsonl
 from eligibility_svc.batch.models import BatchSpec, ItemResult
 from eligibility_svc.batch.plan import plan_items
-from eligibility_svc.batch.queue import BatchQueue
+from eligibility_svc.batch.queue import BatchQueue, queue_redis
 from eligibility_svc.batch.runner import BatchWorker
-from eligibility_svc.cache import make_redis
+from eligibility_svc.batch.sources import split
 from eligibility_svc.redis_keys import RedisKeys
 from eligibility_svc.sandbox.ch_config import Fault, FaultKind, PayerBehavior, SandboxClearinghouseConfig
 from eligibility_svc.settings import BatchSettings
@@ -70,7 +69,7 @@ async def run_batch(queue: BatchQueue, worker: BatchWorker, batch_id: str) -> li
 async def test_every_scenario_dedupe_bad_row_and_payer_down(
     sandbox_factory: SandboxFactory, redis_url: str, tmp_path: Path
 ) -> None:
-    redis_client = make_redis(redis_url, socket_timeout=5.0)
+    redis_client = queue_redis(redis_url)
     # SBX10001 answers 5xx to its first 2 requests: its items come back later and succeed.
     down = PayerBehavior(faults=[Fault(kind=FaultKind.HTTP_5XX, first=2)])
     box = await sandbox_factory(config=SandboxClearinghouseConfig(payers={"SBX10001": down}))

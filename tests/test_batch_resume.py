@@ -12,8 +12,7 @@ from pathlib import Path
 
 from eligibility_svc.batch.models import AppointmentRow, BatchProgress, BatchSpec
 from eligibility_svc.batch.plan import plan_items
-from eligibility_svc.batch.queue import BatchQueue
-from eligibility_svc.cache import make_redis
+from eligibility_svc.batch.queue import BatchQueue, queue_redis
 from eligibility_svc.redis_keys import RedisKeys
 from eligibility_svc.sandbox.ch_config import Latency, PayerBehavior, SandboxClearinghouseConfig
 from eligibility_svc.settings import Settings
@@ -94,7 +93,7 @@ async def test_kill_9_mid_batch_and_resume(sandbox_factory: SandboxFactory, redi
     slow = PayerBehavior(latency=Latency(fixed_ms=120, jitter_ms=40))
     box = await sandbox_factory(config=SandboxClearinghouseConfig(default=slow, max_captured=5000))
     settings = settings_for(box, redis_url=redis_url)
-    redis = make_redis(redis_url, socket_timeout=5.0)
+    redis = queue_redis(redis_url)
     queue = BatchQueue(redis, RedisKeys(PREFIX))
     items = plan_items(rows())
     batch_id = await queue.create(BatchSpec(source="jsonl"), items, len(items), [])

@@ -10,11 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from eligibility_svc.backoff import parse_retry_after
 from eligibility_svc.clearinghouse.ack999 import describe_999
 from eligibility_svc.clearinghouse.core_mime import reply_from_answer as mime_reply
 from eligibility_svc.clearinghouse.core_soap import reply_from_answer as soap_reply
 from eligibility_svc.clearinghouse.http_client import HttpAnswer
-from eligibility_svc.clearinghouse.replies import CoreReply, check_271, parse_retry_after, payload_271
+from eligibility_svc.clearinghouse.replies import CoreReply, check_271, payload_271
 from eligibility_svc.errors import (
     ClearinghouseBadResponse,
     ClearinghouseError,

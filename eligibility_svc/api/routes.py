@@ -9,6 +9,7 @@
     GET  /readyz                                                         → ReadinessReport (200 / 503)
     GET  /metrics                                                        → Prometheus text
     GET  /openapi.json                                                   → the OpenAPI document
+    POST /v1/batches, GET /v1/batches/{id}, GET /v1/batches/{id}/results  (``api.batches``)
 
 Payer rejections are answers (200, ``status`` and ``errors[]``); our own failures are raised and
 become the error envelope in ``middleware.error_middleware``.
@@ -21,6 +22,7 @@ import json
 from aiohttp import web
 from pydantic import BaseModel
 
+from eligibility_svc.api.batches import add_batch_routes
 from eligibility_svc.api.bodies import (
     JSON_TYPES,
     X12_TYPES,
@@ -147,4 +149,5 @@ def add_routes(app: web.Application, metrics: Metrics) -> None:
     router.add_get("/healthz", healthz, name="healthz")
     router.add_get("/readyz", readyz, name="readyz")
     router.add_get("/metrics", metrics_handler(metrics.registry), name="metrics")
+    add_batch_routes(app)  # issue 7: POST /v1/batches, GET /v1/batches/{id}, GET /v1/batches/{id}/results
     router.add_get("/openapi.json", openapi, name="openapi")

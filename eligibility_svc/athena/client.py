@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import email.utils
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -40,6 +39,7 @@ from eligibility_svc.athena.records import (
     parse_bool,
 )
 from eligibility_svc.athena.token import TokenSource
+from eligibility_svc.backoff import full_jitter, parse_retry_after
 from eligibility_svc.errors import (
     AthenaAuthFailed,
     AthenaBadRequest,
@@ -77,25 +77,12 @@ class CallPolicy:
 
 def retry_after_seconds(value: str | None, now: dt.datetime) -> float | None:
     """``Retry-After`` as seconds: delta-seconds or an HTTP date; ``None`` when absent or unreadable."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        return max(float(text), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max((when - now).total_seconds(), 0.0)
+    return parse_retry_after(value, now=now)
 
 
 def backoff(attempt: int, policy: CallPolicy, rand: float) -> float:
     """Full jitter: uniform in [0, min(max, base·2^(attempt-1)))."""
-    return min(policy.backoff_max, policy.backoff_base * 2.0 ** (attempt - 1)) * rand
+    return full_jitter(attempt, policy.backoff_base, policy.backoff_max, rand)
 
 
 def retry_delay(error: AthenaError, *, method: str, attempt: int, policy: CallPolicy, rand: float) -> float | None:

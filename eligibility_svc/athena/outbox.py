@@ -53,6 +53,7 @@ from eligibility_svc.athena.client import AthenaClient
 from eligibility_svc.athena.diff import Action, WriteBackPlan, decide, resolve_package, verified_coverage
 from eligibility_svc.athena.factory import build_athena
 from eligibility_svc.athena.patients import WriteTarget
+from eligibility_svc.backoff import equal_jitter
 from eligibility_svc.cache import CacheCorrupt, RedisGate, ValueCodec, make_redis
 from eligibility_svc.errors import AthenaConflict, AthenaError, ConfigurationError, EligibilityError
 from eligibility_svc.metrics import Metrics
@@ -184,8 +185,7 @@ def read_state(check_id: str, fields: dict[Any, Any]) -> WriteBackState | None:
 
 def retry_delay(attempts: int, settings: AthenaSettings, rand: float) -> float:
     """Exponential backoff with jitter in [½, 1) of the ceiling: never immediately, never in lockstep."""
-    ceiling = min(settings.outbox_backoff_max_seconds, settings.outbox_backoff_base_seconds * 2.0 ** (attempts - 1))
-    return ceiling * (0.5 + rand / 2)
+    return equal_jitter(attempts, settings.outbox_backoff_base_seconds, settings.outbox_backoff_max_seconds, rand)
 
 
 # --- the outbox (enqueue side and state) ---------------------------------------------------------------

@@ -1,86 +1,88 @@
-"""``eligibility-svc batch run``: read the input, plan, and run in process (no Redis) or enqueue and wait."""
+"""``eligibility-svc batch run``: read the input, plan, and run in process (no Redis) or enqueue and wait.
+
+Input: a CSV/JSONL file or athenaNet booked appointments; output: results as JSONL, optionally an HTML report."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import time
-from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from eligibility_svc.app_state import Runtime, build_runtime
-from eligibility_svc.batch.inputs import Parsed, kind_of, read_rows
-from eligibility_svc.batch.models import Action, AppointmentRow, BatchItem, BatchSpec, ItemResult, RowError
+from eligibility_svc.batch.inputs import kind_of, read_rows
+from eligibility_svc.batch.models import AppointmentRow, BatchItem, BatchSpec, ItemResult
 from eligibility_svc.batch.plan import plan_items
 from eligibility_svc.batch.progress import ProgressPrinter, Snapshot
-from eligibility_svc.batch.queue import BatchQueue, new_batch_id
+from eligibility_svc.batch.queue import BatchQueue, new_batch_id, queue_redis
 from eligibility_svc.batch.report import gather, render_html
 from eligibility_svc.batch.runner import run_in_process
-from eligibility_svc.cache import make_redis
+from eligibility_svc.batch.sources import AthenaSource, read_athena, split
+from eligibility_svc.errors import ConfigurationError
 from eligibility_svc.redis_keys import RedisKeys
 from eligibility_svc.settings import Settings
 
 
-def error_result(error: RowError) -> ItemResult:
-    """A bad input row as a result row: reported with its reason, never checked."""
-    where = f" (field {error.field})" if error.field else ""
-    return ItemResult(
-        appointment_id=error.appointment_id or f"row-{error.row}",
-        row=error.row,
-        action=Action.ERROR,
-        error_code=error.code,
-        message=f"row {error.row}{where}: {error.message}",
-        attempts=0,
-    )
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    output: Path
+    report: Path | None = None
+    wait: bool = True  # with Redis: wait for the workers and write the results
+    writeback: bool = False  # write verified plans back to athenaNet (through the outbox)
 
 
-def split(parsed: Iterable[Parsed]) -> tuple[list[AppointmentRow], list[ItemResult]]:
-    rows: list[AppointmentRow] = []
-    errors: list[ItemResult] = []
-    for entry in parsed:
-        if isinstance(entry, RowError):
-            errors.append(error_result(entry))
-        else:
-            rows.append(entry)
-    return rows, errors
+async def read_source(
+    runtime: Runtime, source: Path | AthenaSource, *, writeback: bool
+) -> tuple[list[AppointmentRow], list[ItemResult], BatchSpec]:
+    """The input's rows and per-row errors, and the spec the batch keeps."""
+    if isinstance(source, AthenaSource):
+        if runtime.athena is None:
+            raise ConfigurationError("athenaNet is not configured")
+        rows, errors = await read_athena(runtime.athena, source)
+        spec = BatchSpec(
+            source="athena",
+            practice_id=source.practice_id,
+            start=source.start,
+            end=source.end,
+            department_ids=source.department_ids,
+            writeback=writeback,
+        )
+        return rows, errors, spec
+    with source.open(encoding="utf-8-sig", newline="") as lines:
+        rows, errors = split(read_rows(lines, kind_of(source.name)))
+    return rows, errors, BatchSpec(source=kind_of(source.name))
 
 
-async def run_file(
-    settings: Settings, path: Path, output: Path, *, report: Path | None, wait: bool = True, stream: TextIO = sys.stderr
+async def run_batch(
+    settings: Settings, source: Path | AthenaSource, options: RunOptions, *, stream: TextIO = sys.stderr
 ) -> str:
-    """Run (embedded) or enqueue (Redis) the batch in ``path``; write results to ``output``; the batch id."""
-    with path.open(encoding="utf-8-sig", newline="") as lines:
-        rows, errors = split(read_rows(lines, kind_of(path.name)))
-    items = plan_items(rows)
-    spec = BatchSpec(source=kind_of(path.name))
+    """Run in this process (no Redis) or enqueue for the workers (Redis) and wait; the batch id."""
     async with build_runtime(settings) as runtime:
+        rows, errors, spec = await read_source(runtime, source, writeback=options.writeback)
+        items = plan_items(rows)
         if runtime.redis is None:
-            return await _embedded(runtime, items, errors, output, report, stream)
+            return await _embedded(runtime, items, errors, options, stream)
         assert settings.redis_url is not None
-        redis = make_redis(settings.redis_url, socket_timeout=5.0, connect_timeout=2.0)
+        redis = queue_redis(settings.redis_url)
         try:
-            queue = BatchQueue(
-                redis, RedisKeys(settings.redis_key_prefix), ttl_seconds=settings.batch.results_ttl_seconds
-            )
+            keys = RedisKeys(settings.redis_key_prefix)
+            queue = BatchQueue(redis, keys, ttl_seconds=settings.batch.results_ttl_seconds)
             batch_id = await queue.create(spec, items, len(rows) + len(errors), errors)
             print(f"batch {batch_id}: {len(items)} checks for {len(rows)} appointments queued", file=stream)
-            if wait:
+            if options.wait:
                 await _wait(queue, batch_id, stream)
-                await _write(queue, batch_id, output, report)
+                await _write(queue, batch_id, options.output, options.report)
             return batch_id
         finally:
             await redis.aclose()
 
 
-async def _embedded(  # noqa: PLR0917
-    runtime: Runtime,
-    items: list[BatchItem],
-    errors: list[ItemResult],
-    output: Path,
-    report: Path | None,
-    stream: TextIO,
+async def _embedded(
+    runtime: Runtime, items: list[BatchItem], errors: list[ItemResult], options: RunOptions, stream: TextIO
 ) -> str:
+    output, report = options.output, options.report
     batch_id = new_batch_id()
     printer = ProgressPrinter(stream)
     started = time.monotonic()
@@ -98,12 +100,12 @@ async def _embedded(  # noqa: PLR0917
                 collected.extend(rows)
             printer.show(Snapshot(len(items), counts["done"], counts["failed"], time.monotonic() - started))
 
-        await run_in_process(runtime.service, items, runtime.settings.batch, on_rows=on_rows)
+        await run_in_process(
+            runtime.service, items, runtime.settings.batch, writeback=options.writeback, on_rows=on_rows
+        )
     printer.close(Snapshot(len(items), counts["done"], counts["failed"], time.monotonic() - started))
     if report is not None:
-        report.write_text(  # noqa: ASYNC240 (one small file at the end)
-            render_html(batch_id, gather(collected)), encoding="utf-8"
-        )
+        report.write_text(render_html(batch_id, gather(collected)), encoding="utf-8")
     return batch_id
 
 

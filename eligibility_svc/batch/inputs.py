@@ -180,6 +180,7 @@ async def athena_rows(client: AthenaClient, query: AppointmentQuery, settings: A
             yield RowError(
                 row=number,
                 appointment_id=check.appointment_id,
+                patient_id=check.patient_id,
                 field=problem.field if problem else None,
                 code=problem.code if problem else "athena.bad_response",
                 message=problem.message if problem else "the appointment cannot be checked",

@@ -57,6 +57,7 @@ class RowError(_Frozen):
 
     row: int
     appointment_id: str | None = None
+    patient_id: str | None = None
     field: str | None = None
     code: str = "request.invalid"
     message: str

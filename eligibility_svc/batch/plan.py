@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from eligibility_svc.backoff import equal_jitter
 from eligibility_svc.batch.models import (
     Action,
     AppointmentRef,
@@ -101,8 +102,7 @@ def error_retryable(error: EligibilityError) -> bool:
 
 def retry_delay(attempt: int, base: float, cap: float, rand: float) -> float:
     """Backoff before attempt ``attempt + 1``: exponential from ``base``, at most ``cap``, half of it jittered."""
-    ceiling = min(cap, base * 2.0 ** max(attempt - 1, 0))
-    return ceiling / 2 + ceiling / 2 * rand
+    return equal_jitter(attempt, base, cap, rand)
 
 
 def _text(value: object) -> str | None:

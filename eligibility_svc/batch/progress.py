@@ -58,16 +58,20 @@ class ProgressPrinter:
         self.tty = stream.isatty() if tty is None else tty
         self.every = every
         self._last = 0.0
+        self._printed: Snapshot | None = None
 
     def show(self, snap: Snapshot, *, force: bool = False) -> None:
         now = time.monotonic()
         if self.tty:
             self.stream.write("\r" + render_line(snap) + "\x1b[K")
             self.stream.flush()
-        elif force or now - self._last >= self.every:
+        elif (force and snap.finished != (self._printed.finished if self._printed else -1)) or (
+            now - self._last >= self.every
+        ):
             self.stream.write(render_line(snap, bar=False) + "\n")
             self.stream.flush()
             self._last = now
+            self._printed = snap
 
     def close(self, snap: Snapshot) -> None:
         self.show(snap, force=True)

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
@@ -56,6 +56,15 @@ for _, member in ipairs(due) do
 end
 return moved
 """
+
+
+def queue_redis(url: str, *, max_connections: int = 64) -> Redis:
+    """The batch queue's client: blocking reads (socket timeout above the XREADGROUP block) and a pool
+    that makes a caller wait for a free connection rather than fail when hundreds of items are in flight."""
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=30, socket_timeout=10.0, socket_connect_timeout=2.0
+    )
+    return Redis(connection_pool=pool)
 
 
 def new_batch_id() -> str:

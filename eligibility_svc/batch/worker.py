@@ -10,9 +10,8 @@ from aiohttp import web
 
 from eligibility_svc.app_state import build_runtime
 from eligibility_svc.athena.outbox import run_outbox_worker
-from eligibility_svc.batch.queue import BatchQueue
+from eligibility_svc.batch.queue import BatchQueue, queue_redis
 from eligibility_svc.batch.runner import BatchWorker
-from eligibility_svc.cache import make_redis
 from eligibility_svc.errors import ConfigurationError
 from eligibility_svc.metrics import Metrics, metrics_handler
 from eligibility_svc.redis_keys import RedisKeys
@@ -46,7 +45,7 @@ async def run_worker(settings: Settings, *, metrics_port: int = 9100, stop: asyn
     runner = await _serve_metrics(metrics, metrics_port) if metrics_port else None
     try:
         async with build_runtime(settings, metrics=metrics) as runtime:
-            redis = make_redis(settings.redis_url, socket_timeout=5.0, connect_timeout=2.0)  # blocking reads
+            redis = queue_redis(settings.redis_url)  # blocking reads
             queue = BatchQueue(
                 redis, RedisKeys(settings.redis_key_prefix), ttl_seconds=settings.batch.results_ttl_seconds
             )

@@ -7,12 +7,10 @@ Messages say what happened and what a person can do about it; none carries patie
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
+from eligibility_svc.backoff import parse_retry_after
 from eligibility_svc.clearinghouse.ack999 import describe_999
 from eligibility_svc.clearinghouse.transport import ERROR_CODE_SUCCESS, PAYLOAD_TYPE_271, PAYLOAD_TYPE_999
 from eligibility_svc.errors import (
@@ -168,29 +166,6 @@ def _ack_error(payload: str, payload_type: str) -> ClearinghouseBadResponse:
             f"PayloadType {payload_type} but the payload holds {sets}", details={"payload_type": payload_type}
         )
     return ClearinghouseBadResponse(describe_999(acks[0]), details={"payload_type": payload_type or "999"})
-
-
-def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds (decimals tolerated) or an HTTP date."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        return _seconds_until(text, now)
-    return None if math.isnan(seconds) else max(seconds, 0.0)
-
-
-def _seconds_until(http_date: str, now: dt.datetime | None) -> float | None:
-    try:
-        when = parsedate_to_datetime(http_date)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    current = now or dt.datetime.now(dt.UTC)
-    return max((when - current).total_seconds(), 0.0)
 
 
 def _what_they_said(reply: CoreReply) -> str:

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from eligibility_svc.backoff import full_jitter
 from eligibility_svc.clearinghouse.breaker import BreakerBoard, BreakerPhase
 from eligibility_svc.clearinghouse.limiter import PayerLimiter
 from eligibility_svc.clearinghouse.transport import Attempt, Transport, TransportResult
@@ -121,8 +122,7 @@ def payer_down(hits: Sequence[AaaHit]) -> bool:
 
 def backoff(attempt: int, policy: RetryPolicy, rand: float) -> float:
     """Full jitter: uniform in [0, min(max, base·2^(attempt-1))).  ``rand`` is in [0, 1)."""
-    ceiling = min(policy.backoff_max, policy.backoff_base * 2.0 ** (attempt - 1))
-    return ceiling * rand
+    return full_jitter(attempt, policy.backoff_base, policy.backoff_max, rand)
 
 
 def decide_after_error(

@@ -1,0 +1,193 @@
+"""A pre-visit batch at scale: N appointments over 5 payers, worker processes consuming from Redis.
+
+Run from the project root:  .venv/bin/python benchmarks/bench_batch.py [--appointments N] [--workers 1 2]
+
+The sandbox clearinghouse runs in its own process with ~200 ms latency (plus 0-20 ms jitter) for
+every payer; the workers are ``eligibility-svc worker`` processes with a per-payer concurrency of 50
+(shared through Redis) and a redis-server of their own.  Every appointment is a distinct member, so
+every one is a payer call.  The floor is what the limits allow: N / (5 payers x 50) x 0.2 s.  Printed:
+elapsed (enqueue to the last result stored), the ratio to the floor (target <= 1.15), and the peak
+RSS of each worker process (VmHWM; target < 300 MB).  Workers start and warm up before the clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from eligibility_svc.batch.models import AppointmentRow, BatchProgress, BatchSpec  # noqa: E402
+from eligibility_svc.batch.plan import plan_items  # noqa: E402
+from eligibility_svc.batch.queue import (  # noqa: E402
+    BatchQueue,
+    queue_redis,
+)
+from eligibility_svc.models import EligibilityRequest  # noqa: E402
+from eligibility_svc.redis_keys import RedisKeys  # noqa: E402
+
+PAYERS = [f"SBX1000{n}" for n in range(1, 6)]
+PER_PAYER = 50
+LATENCY_S = 0.2
+SCENARIO = ROOT / "x12_fixtures" / "scenarios" / "01-ppo-active-deductible-copays" / "scenario.json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not answer")
+
+
+def start_sandbox(port: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "eligibility_svc", "sandbox", "clearinghouse", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_http(f"http://127.0.0.1:{port}/healthz", process)
+    behavior = {"latency": {"fixed_ms": LATENCY_S * 1000, "jitter_ms": 20}}
+    body = json.dumps({"default": behavior}).encode()
+    put = urllib.request.Request(f"http://127.0.0.1:{port}/admin/config", data=body, method="PUT")
+    put.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(put, timeout=5):
+        pass
+    return process
+
+
+def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise SystemExit("redis-server is missing: scripts/install-test-tools")
+    command = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    return process
+
+
+def worker_env(redis_url: str, sandbox_port: int) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ELIG_")}
+    env.update({
+        "ELIG_REDIS_URL": redis_url,
+        "ELIG_LOG_LEVEL": "WARNING",
+        "ELIG_CLEARINGHOUSE__TRANSPORT": "core_mime",
+        "ELIG_CLEARINGHOUSE__URL": f"http://127.0.0.1:{sandbox_port}/core/mime",
+        "ELIG_CLEARINGHOUSE__USERNAME": "sandbox",
+        "ELIG_CLEARINGHOUSE__PASSWORD": "sandbox-not-secret",
+        "ELIG_CLEARINGHOUSE__PER_PAYER_CONCURRENCY": str(PER_PAYER),
+        "ELIG_CLEARINGHOUSE__PER_PAYER_RATE_PER_SECOND": "100000",
+        "ELIG_CLEARINGHOUSE__PER_PAYER_RATE_BURST": "100000",
+        "ELIG_BATCH__CONCURRENCY": os.environ.get("BENCH_CONCURRENCY", "250"),
+        "ELIG_CACHE__KEY_SECRET": "bench-batch-key-secret",
+    })  # fmt: skip
+    return env
+
+
+def appointments(count: int, tag: str = "BENCH") -> list[AppointmentRow]:
+    base = EligibilityRequest.model_validate(json.loads(SCENARIO.read_text())["request"])
+    service = base.service.model_copy(update={"date": dt.date.today()})
+    rows = []
+    for n in range(count):
+        payer = base.payer.model_copy(update={"id": PAYERS[n % len(PAYERS)]})
+        request = base.model_copy(update={"member_id": f"{tag}{n:07d}", "payer": payer, "service": service})
+        rows.append(AppointmentRow(row=n + 1, appointment_id=f"A{n}", request=request))
+    return rows
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def finish(queue: BatchQueue, batch_id: str) -> BatchProgress:
+    while (progress := await queue.progress(batch_id)) is None or progress.state != "done":
+        await asyncio.sleep(0.05)
+        if os.environ.get("BENCH_DEBUG"):
+            print(progress, file=sys.stderr)
+    return progress
+
+
+async def warm_up(queue: BatchQueue, workers: int) -> None:
+    """A small batch first: the workers are up, their maps loaded and connections open before the clock."""
+    rows = [row.model_copy(update={"appointment_id": f"W{row.row}"}) for row in appointments(100 * workers, "WARM")]
+    batch_id = await queue.create(BatchSpec(source="jsonl"), plan_items(rows), len(rows), [])
+    await finish(queue, batch_id)
+
+
+async def run(count: int, workers: int, redis_url: str, sandbox_port: int) -> dict[str, float]:
+    redis = queue_redis(redis_url)
+    await redis.flushall()
+    queue = BatchQueue(redis, RedisKeys())
+    await queue.ensure_group()
+    env = worker_env(redis_url, sandbox_port)
+    command = [sys.executable, "-m", "eligibility_svc", "worker", "--metrics-port", "0"]
+    processes = [subprocess.Popen(command, cwd=ROOT, env=env) for _ in range(workers)]  # noqa: ASYNC220
+    try:
+        await warm_up(queue, workers)
+        items = plan_items(appointments(count))
+        started = time.time()
+        batch_id = await queue.create(BatchSpec(source="jsonl"), items, count, [])
+        enqueued = time.time() - started
+        progress = await finish(queue, batch_id)
+        assert progress.finished_at is not None
+        elapsed = progress.finished_at - started
+        rss = [peak_rss_mb(process.pid) for process in processes]
+        return {"elapsed": elapsed, "enqueue": enqueued, "failed": progress.failed, "rss": max(rss)}
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
+        await redis.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--appointments", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    floor = args.appointments / (len(PAYERS) * PER_PAYER) * LATENCY_S
+    sandbox_port, redis_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory() as workdir:
+        redis = start_redis(redis_port, Path(workdir))
+        sandbox = start_sandbox(sandbox_port)
+        try:
+            print(f"{args.appointments} appointments, {len(PAYERS)} payers x {PER_PAYER} concurrent, 200-220 ms")
+            print(f"floor: {floor:.2f} s (N / (5 x 50) x 0.2 s)")
+            for workers in args.workers:
+                result = asyncio.run(run(args.appointments, workers, f"redis://127.0.0.1:{redis_port}/0", sandbox_port))
+                print(
+                    f"workers={workers}: elapsed {result['elapsed']:.2f} s (enqueue {result['enqueue']:.2f} s), "
+                    f"ratio {result['elapsed'] / floor:.3f} (target <= 1.15), failed items {result['failed']:.0f}, "
+                    f"peak RSS per worker {result['rss']:.0f} MB (target < 300)"
+                )
+        finally:
+            sandbox.terminate()
+            redis.terminate()
+            sandbox.wait(10)
+            redis.wait(10)
+
+
+if __name__ == "__main__":
+    main()
