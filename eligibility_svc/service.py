@@ -127,6 +127,17 @@ class ValidationFinding(_Kept):
         return cls(direction=direction, **finding.to_dict())
 
 
+class WriteBackProgress(_Kept):
+    """What became of a queued write-back, as the sink that applies it reports (no patient data)."""
+
+    status: str  # queued / retrying / applied / refused / dead
+    attempts: int = 0
+    action: str | None = None  # what was done in the target system (e.g. none / update / create / replace)
+    changed: list[str] = []  # field names written
+    reason: str | None = None
+    error_code: str | None = None
+
+
 class CheckRecord(_Kept):
     """A finished check, as ``GET /v1/eligibility/{check_id}`` finds it.
 
@@ -139,6 +150,7 @@ class CheckRecord(_Kept):
     summary: CoverageSummary
     validation: list[ValidationFinding] = []
     writeback: WriteBackState = WriteBackState.NOT_REQUESTED
+    writeback_progress: WriteBackProgress | None = None  # filled on read when the write-back was queued
 
 
 class CoverageEntry(_Kept):

@@ -252,7 +252,7 @@ def test_cronjob_enqueues_tomorrows_batch_in_the_evening(example: list[Manifest]
     _minute, hour, *_ = cronjob["schedule"].split()
     assert 15 <= int(hour) <= 21, "the evening before the visits, after the schedule settles"
     container = cronjob["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == ["batch", "run", "--tomorrow"]
+    assert container["args"] == ["batch", "run", "--tomorrow", "--no-wait"]  # enqueue only: workers verify
 
 
 def test_redis_keeps_the_outbox_across_restarts(example: list[Manifest]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import shlex
 from typing import Any
@@ -290,3 +291,27 @@ def test_base_url_is_reachable_from_this_machine(host: str, url: str) -> None:
 def test_real_endpoints_without_keys_refuse_to_start(changes: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError, match="no API keys are configured"):
         create_app(embedded_settings(**changes))
+
+
+async def test_the_check_record_follows_its_write_back_until_athena_holds_it(api: Api) -> None:
+    # Fixture 15's payer corrects the member ID, name and birth date; the chart in athenaNet (patient 1015)
+    # holds what the practice typed, so the write-back must update that policy.
+    today = fixture_request("15")["service"]["date"]
+    asked = {"athena": {"practice_id": "195900", "patient_id": "1015"}, "service": {"date": today}}
+    status, body = await api.check(asked)
+    assert status == 200, body
+    progress: dict[str, Any] | None = None
+    for _ in range(100):
+        response = await api.client.get(f"/v1/eligibility/{body['check_id']}", headers=api.auth())
+        record = await response.json()
+        progress = record["writeback_progress"]
+        if progress is not None and progress["status"] == "applied":
+            break
+        await asyncio.sleep(0.05)
+    assert record["writeback"] == "queued"
+    assert progress is not None
+    assert progress["status"] == "applied"
+    assert progress["action"] == "update"
+    assert {"insuranceidnumber", "insurancepolicyholderlastname", "insurancepolicyholderdob"} <= set(
+        progress["changed"]
+    )

@@ -40,6 +40,7 @@ from eligibility_svc.athena.intake import AthenaEligibilityBody, AthenaIntake, i
 from eligibility_svc.metrics import Metrics, metrics_handler
 from eligibility_svc.models import CoverageSummary, EligibilityRequest
 from eligibility_svc.openapi import openapi_bytes
+from eligibility_svc.service import CheckRecord, WriteBackProgress, WriteBackState
 
 JSON = "application/json"
 ELIGIBILITY = "/v1/eligibility"
@@ -106,7 +107,25 @@ async def get_check(request: web.Request) -> web.Response:
     summary = mark_sandbox(runtime, record.summary)
     if summary is not record.summary:
         record = record.model_copy(update={"summary": summary})
+    if runtime.athena is not None and record.writeback is WriteBackState.QUEUED:
+        record = await _with_writeback_progress(runtime.athena, record)
     return model_response(record)
+
+
+async def _with_writeback_progress(athena: AthenaIntake, record: CheckRecord) -> CheckRecord:
+    """The record as stored, plus what the athenaNet outbox has done with its write-back since."""
+    state = await athena.state(record.check_id)
+    if state is None:
+        return record
+    progress = WriteBackProgress(
+        status=state.status.value,
+        attempts=state.attempts,
+        action=state.action.value if state.action is not None else None,
+        changed=list(state.changed),
+        reason=state.reason,
+        error_code=state.error_code,
+    )
+    return record.model_copy(update={"writeback_progress": progress})
 
 
 async def post_x12_271(request: web.Request) -> web.Response:
