@@ -35,12 +35,11 @@ from eligibility_svc.api.bodies import (
 from eligibility_svc.api.readiness import readiness_report
 from eligibility_svc.api.schemas import Liveness, X12InterpretRequest, X12InterpretResponse
 from eligibility_svc.api.state import LIFECYCLE, RUNTIME, SETTINGS
-from eligibility_svc.app_state import Runtime
 from eligibility_svc.athena.intake import AthenaEligibilityBody, AthenaIntake, is_athena_body, writing_to
 from eligibility_svc.metrics import Metrics, metrics_handler
 from eligibility_svc.models import CoverageSummary, EligibilityRequest
 from eligibility_svc.openapi import openapi_bytes
-from eligibility_svc.service import CheckRecord, WriteBackProgress, WriteBackState
+from eligibility_svc.service import CheckRecord, WriteBackProgress, WriteBackState, mark_sandbox
 
 JSON = "application/json"
 ELIGIBILITY = "/v1/eligibility"
@@ -51,14 +50,6 @@ X12_271 = "/v1/x12/271"
 def model_response(model: BaseModel, *, status: int = 200) -> web.Response:
     """A pydantic model as JSON bytes straight from pydantic-core (no dicts, no str round trip)."""
     return web.Response(body=model.__pydantic_serializer__.to_json(model), status=status, content_type=JSON)
-
-
-def mark_sandbox(runtime: Runtime, summary: CoverageSummary) -> CoverageSummary:
-    """Every answer of a sandbox clearinghouse says so, whatever produced it."""
-    if not runtime.sandbox or summary.provenance.sandbox:
-        return summary
-    provenance = summary.provenance.model_copy(update={"sandbox": True})
-    return summary.model_copy(update={"provenance": provenance})
 
 
 async def _limited_body(request: web.Request) -> bytes:
@@ -75,7 +66,7 @@ async def post_eligibility(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     if runtime.athena is not None and _names_athena_patient(body):
         summary = await _verify_athena_patient(request, runtime.athena, body)
-        return model_response(mark_sandbox(runtime, summary))
+        return model_response(mark_sandbox(summary, runtime.sandbox))
     inquiry = parse_json_model(EligibilityRequest, body)
     # The JSON path: a cache hit is sent from the kept bytes (the service marks sandbox answers).
     answer = await runtime.service.verify_json(inquiry, writeback=query_flag(request, "writeback"))
@@ -104,7 +95,7 @@ async def _verify_athena_patient(request: web.Request, athena: AthenaIntake, bod
 async def get_check(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     record = await runtime.service.get_check(request.match_info["check_id"])
-    summary = mark_sandbox(runtime, record.summary)
+    summary = mark_sandbox(record.summary, runtime.sandbox)
     if summary is not record.summary:
         record = record.model_copy(update={"summary": summary})
     if runtime.athena is not None and record.writeback is WriteBackState.QUEUED:
@@ -137,7 +128,7 @@ async def post_x12_271(request: web.Request) -> web.Response:
         asked = X12InterpretRequest.model_construct(x12=decode_text(body, request.charset), request=None)
     runtime = request.app[RUNTIME]
     summaries = await runtime.service.interpret_271(asked.x12, asked.request)
-    answer = X12InterpretResponse.model_construct(summaries=[mark_sandbox(runtime, s) for s in summaries])
+    answer = X12InterpretResponse.model_construct(summaries=[mark_sandbox(s, runtime.sandbox) for s in summaries])
     return model_response(answer)
 
 

@@ -437,8 +437,7 @@ async def update_insurance(request: web.Request, state: SandboxAthenaState) -> w
     record = _patient(state, request)
     if record is None:
         return _no_patient()
-    insurance_id = request.match_info["insuranceid"]
-    policy = next((p for p in record.policies if p.insuranceid == insurance_id and p.active), None)
+    policy = _active_by_id(record, request.match_info["insuranceid"])
     return await _update(request, state, record, policy)
 
 
@@ -451,6 +450,10 @@ async def update_by_sequence(request: web.Request, state: SandboxAthenaState) ->
     sequence = form.get("sequencenumber") or "1"
     policy = _active_at(record, int(sequence)) if sequence.isdigit() else None
     return await _update(request, state, record, policy, form)
+
+
+def _active_by_id(record: PatientRecord, insurance_id: str) -> Policy | None:
+    return next((p for p in record.policies if p.insuranceid == insurance_id and p.active), None)
 
 
 async def _update(
@@ -482,8 +485,7 @@ async def delete_insurance(request: web.Request, state: SandboxAthenaState) -> w
     record = _patient(state, request)
     if record is None:
         return _no_patient()
-    insurance_id = request.match_info["insuranceid"]
-    policy = next((p for p in record.policies if p.insuranceid == insurance_id and p.active), None)
+    policy = _active_by_id(record, request.match_info["insuranceid"])
     if policy is None:
         return athena_error(404, "Invalid insurance.", "no active insurance with this insuranceid")
     note = request.query.get("cancellationnote", "")
