@@ -40,6 +40,7 @@ from eligibility_svc.redis_keys import RedisKeys
 from eligibility_svc.service import CheckStore, EligibilityService, WriteBackSink
 from eligibility_svc.settings import Settings
 from eligibility_svc.singleflight import LocalSingleFlight, RedisSingleFlight, SingleFlight
+from eligibility_svc.x12.fastcheck import compile_maps
 from eligibility_svc.x12.procedures import load_table
 from eligibility_svc.x12.validate import load_map, map_file_for
 
@@ -162,10 +163,11 @@ async def _assemble(
 
 
 def _warm_validation(settings: Settings) -> None:
-    """Parse the X12 maps now rather than during the first check (hundreds of milliseconds)."""
+    """Parse the X12 maps (pyx12's, and the fast pre-check's tables) now rather than during the first check."""
     if settings.x12.validation != "off":
         for set_id in ("270", "271"):
             load_map(map_file_for(set_id))
+        compile_maps()
 
 
 def _open_redis(

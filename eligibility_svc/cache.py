@@ -36,7 +36,7 @@ import re
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -142,29 +142,54 @@ def inquiry_codes(request: EligibilityRequest) -> list[str]:
     return sorted(codes)
 
 
-@dataclass(frozen=True, slots=True)
 class CheckDigests:
     """Hex HMAC digests naming one check: ``exact`` (the whole question) and ``coverage`` (the same
-    patient, payer, provider and dates, any codes) for coverage-aware reuse."""
+    patient, payer, provider and dates, any codes) for coverage-aware reuse.
 
-    exact: str
-    coverage: str
+    ``coverage`` is computed when asked: a cache hit, the common case, only needs ``exact``."""
+
+    __slots__ = ("_base", "_secret", "exact")
+
+    def __init__(self, secret: bytes, base: str, codes: str) -> None:
+        self._secret = secret
+        self._base = base
+        self.exact = _digest(secret, f"{_EXACT},{base},{codes}")
+
+    @property
+    def coverage(self) -> str:
+        return _digest(self._secret, f"{_COVERAGE},{self._base}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CheckDigests):
+            return NotImplemented
+        return (self.exact, self.coverage) == (other.exact, other.coverage)
+
+    def __hash__(self) -> int:
+        return hash(self.exact)
+
+    def __repr__(self) -> str:
+        return f"CheckDigests(exact={self.exact!r}, coverage={self.coverage!r})"
 
 
-def _digest(secret: bytes, parts: Sequence[str]) -> str:
-    # JSON framing keeps parts unambiguous ("AB"+"C" differs from "A"+"BC"): the bytes of
-    # json.dumps(list(parts), separators=(",", ":"), ensure_ascii=True), without building an encoder.
-    material = ("[" + ",".join(map(_json_string, parts)) + "]").encode()
-    return hmac.new(secret, material, hashlib.sha256).hexdigest()
+def _framed(parts: Iterable[str]) -> str:
+    """``parts`` JSON-framed, without the brackets: ``json.dumps(list(parts), separators=(",", ":"),
+    ensure_ascii=True)[1:-1]``, without building an encoder.  The framing keeps parts unambiguous
+    ("AB"+"C" differs from "A"+"BC"); joining framed runs with "," frames their concatenation."""
+    return ",".join(map(_json_string, parts))
+
+
+_EXACT = _framed([KEY_VERSION, "exact"])
+_COVERAGE = _framed([KEY_VERSION, "coverage"])
+
+
+def _digest(secret: bytes, framed: str) -> str:
+    return hmac.new(secret, f"[{framed}]".encode(), hashlib.sha256).hexdigest()
 
 
 def check_digests(request: EligibilityRequest, secret: bytes) -> CheckDigests:
     """The keys' digests for ``request``; equal for requests that differ only in spelling."""
-    base = [*_identity(request), *_dates(request)]
-    return CheckDigests(
-        exact=_digest(secret, [KEY_VERSION, "exact", *base, *inquiry_codes(request)]),
-        coverage=_digest(secret, [KEY_VERSION, "coverage", *base]),
-    )
+    base = _framed([*_identity(request), *_dates(request)])  # never empty, nor are the codes
+    return CheckDigests(secret, base, _framed(inquiry_codes(request)))
 
 
 def key_secret(settings: CacheSettings) -> bytes:

@@ -20,9 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -195,7 +195,8 @@ def current_request_id() -> str | None:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """32 random lower-case hex digits from the OS (what ``uuid4().hex`` gave, without building a UUID)."""
+    return os.urandom(16).hex()
 
 
 @contextmanager
@@ -215,14 +216,18 @@ def request_id_middleware() -> Middleware:
 
     @web.middleware
     async def scope(request: web.Request, handler: Handler) -> web.StreamResponse:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        with request_id_scope(incoming if _VALID_REQUEST_ID.fullmatch(incoming) else None) as request_id:
-            try:
-                response = await handler(request)
-            except web.HTTPException as exc:
-                exc.headers[REQUEST_ID_HEADER] = request_id
-                raise
-            response.headers[REQUEST_ID_HEADER] = request_id
-            return response
+        # ``request_id_scope`` without its generator-based context manager: this runs on every request.
+        incoming = request.headers.get(REQUEST_ID_HEADER)
+        request_id = incoming if incoming and _VALID_REQUEST_ID.fullmatch(incoming) else new_request_id()
+        token = _request_id.set(request_id)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            exc.headers[REQUEST_ID_HEADER] = request_id
+            raise
+        finally:
+            _request_id.reset(token)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
 
     return scope

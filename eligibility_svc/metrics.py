@@ -15,6 +15,8 @@ after which they count as ``"other"``.
     eligibility_aaa_errors_total{code,location}                  eligibility_x12_validation_findings_total{severity}
     eligibility_outbox_backlog                                   eligibility_outbox_dead_letters_total
     eligibility_batch_items_total{outcome}                       eligibility_batch_items_pending
+    eligibility_check_duration_seconds{source}                   eligibility_batch_deadline_timestamp_seconds
+    eligibility_batch_last_success_timestamp_seconds
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics import MetricWrapperBase
 
 NAMESPACE = "eligibility"
 OTHER = "other"
@@ -64,6 +67,29 @@ class BoundedLabel:
         return value
 
 
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+class Children(Generic[M]):
+    """A labelled metric's children by label values, each resolved once: ``labels()`` checks the values
+    and takes the metric's lock on every call, which the hot path (a cached check) need not pay.
+
+    Holds exactly the children the metric itself keeps (it never forgets one either), so it is as
+    bounded as the label values the callers pass, which they bound."""
+
+    __slots__ = ("_bound", "_metric")
+
+    def __init__(self, metric: M) -> None:
+        self._metric = metric
+        self._bound: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._bound.get(values)
+        if child is None:
+            child = self._bound[values] = self._metric.labels(*values)
+        return child
+
+
 class Metrics:
     """The service's metrics on ``registry`` (a fresh one when not given)."""
 
@@ -73,6 +99,7 @@ class Metrics:
         self._define_http_and_checks()
         self._define_payer_side()
         self._define_background()
+        self._bind_hot_path()
 
     def _counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
         return Counter(name, doc, labels, namespace=NAMESPACE, registry=self.registry)
@@ -115,19 +142,40 @@ class Metrics:
         self.outbox_dead_letters = self._counter("outbox_dead_letters", "athenaNet write-backs given up")
         self.batch_items = self._counter("batch_items", "Batch items finished by outcome", ("outcome",))
         self.batch_items_pending = self._gauge("batch_items_pending", "Batch items not finished yet")
+        self.batch_deadline = self._gauge(
+            "batch_deadline_timestamp_seconds", "When the earliest running batch must be done (0: none has one)"
+        )
+        self.batch_last_success = self._gauge(
+            "batch_last_success_timestamp_seconds", "When the last batch finished with answers (0: none known)"
+        )
+        # Check latency by where the answer came from (cache, reuse, fresh): a bounded, closed label.
+        self.check_duration = self._histogram(
+            "check_duration_seconds", "Eligibility check latency by answer source", ("source",), _HTTP_BUCKETS
+        )
+
+    def _bind_hot_path(self) -> None:
+        """Children resolved once for what every request records (see ``Children``)."""
+        self._http_requests = Children(self.http_requests)
+        self._http_duration = Children(self.http_duration)
+        self._checks = Children(self.checks)
+        self._check_duration = Children(self.check_duration)
+        self._cache_lookups = Children(self.cache_lookups)
 
     # --- recording helpers: they bound the label values -------------------------------------------
 
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
         method = method if method in _METHODS else OTHER
-        self.http_requests.labels(route, method, str(status)).inc()
-        self.http_duration.labels(route, method).observe(seconds)
+        self._http_requests(route, method, str(status)).inc()
+        self._http_duration(route, method).observe(seconds)
 
     def count_check(self, status: str, source: CheckSource) -> None:
-        self.checks.labels(status, source).inc()
+        self._checks(status, source).inc()
+
+    def observe_check(self, source: CheckSource, seconds: float) -> None:
+        self._check_duration(source).observe(seconds)
 
     def count_cache(self, result: CacheResult) -> None:
-        self.cache_lookups.labels(result).inc()
+        self._cache_lookups(result).inc()
 
     def redis_error(self, operation: str, error: BaseException) -> None:
         """The ``cache.ErrorHook`` the app hands to ``RedisGate``."""

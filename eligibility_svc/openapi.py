@@ -191,6 +191,7 @@ def _batch_paths() -> Json:
         "/v1/batches": {"post": _post_batch_operation()},
         "/v1/batches/{batch_id}": {"get": _get_batch_operation()},
         "/v1/batches/{batch_id}/results": {"get": _batch_results_operation()},
+        "/v1/batches/{batch_id}/report": {"get": _batch_report_operation()},
     }
 
 
@@ -249,6 +250,20 @@ def _batch_results_operation() -> Json:
                     "text/csv": {"schema": {"type": "string"}},
                 },
             },
+            (*_KEYED, 404, 503),
+        ),
+    }
+
+
+def _batch_report_operation() -> Json:
+    return {
+        "operationId": "getBatchReport",
+        "summary": "The batch as a page a person reads: counts by action, the appointments needing action, "
+        "payer failure rates",
+        "tags": ["batches"],
+        "parameters": [_BATCH_ID],
+        "responses": _responses(
+            {"description": "a self-contained HTML page", "content": {"text/html": {"schema": {"type": "string"}}}},
             (*_KEYED, 404, 503),
         ),
     }

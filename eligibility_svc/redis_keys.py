@@ -24,7 +24,8 @@ can see the whole keyspace here and two deployments can share one Redis with dif
     {prefix}batch:{id}                     batch metadata (hash)
     {prefix}batch:{id}:results             batch results (stream)
     {prefix}batch:work                     batch items for the workers (stream)
-    {prefix}batch:{id}:items               a batch's checks to make (hash: item id → JSON)  batch TTL
+    {prefix}batch:{id}:items               a batch's checks to make (hash: item id → sealed JSON)  batch TTL
+    {prefix}batch:{id}:planning            while planning: HMAC of a question → item id (hash)  deleted after
     {prefix}batch:{id}:done                items whose result is stored (set)              batch TTL
     {prefix}batch:retry                    payer-down items waiting (zset by due time)     none
 
@@ -178,6 +179,10 @@ class RedisKeys:
     def batch_items(self, batch_id: str) -> str:
         """A batch's checks to make (hash: item id → item JSON)."""
         return f"{self.prefix}batch:{_part('batch id', batch_id)}:items"
+
+    def batch_planning(self, batch_id: str) -> str:
+        """While a batch is planned: which item asks each question (hash: HMAC → item id; then deleted)."""
+        return f"{self.prefix}batch:{_part('batch id', batch_id)}:planning"
 
     def batch_done(self, batch_id: str) -> str:
         """Item ids whose result is stored: a redelivered item is never sent to the payer again (set)."""

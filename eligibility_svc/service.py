@@ -375,6 +375,8 @@ def stamp_reused(
 # --- the exact entry ----------------------------------------------------------------------------------
 
 KEPT_SUMMARY_FORMAT = 2  # the ``format`` of a ``KeptSummary`` value; older entries hold the bare summary
+# ``json.dumps(..., separators=(",", ":"), allow_nan=False)`` without building an encoder per call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def summary_json(summary: CoverageSummary, **options: Any) -> bytes:
@@ -425,7 +427,7 @@ class KeptSummary:
         provenance = {**self.provenance, "cached": True, "age_seconds": round(age, 3)}
         if sandbox:
             provenance["sandbox"] = True
-        patched = json.dumps(provenance, separators=(",", ":"), allow_nan=False).encode()
+        patched = _COMPACT_JSON.encode(provenance).encode()
         separator = b"," if len(self.body) > 2 else b""
         return b"".join((self.body[:-1], separator, b'"provenance":', patched, b"}"))
 
@@ -656,12 +658,15 @@ class EligibilityService:
         """One check, counted (and written back when asked); ``model``: a cached answer must validate."""
         with self._metrics.checks_in_flight.track_inprogress():
             check_inquiry(request, today=self._today())
+            started = time.perf_counter()
             try:
                 answer = await self._answer(request, model=model)
             except EligibilityError:  # no usable 271, or (strict) a 270 we would not send
                 self._metrics.count_check(CheckStatus.ERROR.value, "fresh")
+                self._metrics.observe_check("fresh", time.perf_counter() - started)
                 raise
             self._metrics.count_check(answer.status.value, answer.source)
+            self._metrics.observe_check(answer.source, time.perf_counter() - started)
             if writeback:
                 await self._write_back(answer.summary, request)
             return answer

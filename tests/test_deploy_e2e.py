@@ -1,10 +1,13 @@
-"""End to end: a real Prometheus scrapes a real ``eligibility-svc serve``; every query we ship is run against it.
+"""End to end: a real Prometheus scrapes a real ``eligibility-svc serve`` and ``eligibility-svc worker``; every
+query we ship is run against them.
 
 The service runs as in production but with its sandboxes: Redis (the suite's redis-server), the in-process
 sandbox clearinghouse answering from x12_fixtures, a configured API key.  Prometheus (Debian's package)
 scrapes it every second on loopback with our alert rules loaded.  Checks go through the HTTP API: active,
 inactive, member not found, an auth row, AAA 42/80 from payers that are down (retried, then their breakers
-open), cached repeats.  Then:
+open), cached repeats.  Two pre-visit batches go through the API to the worker: one finishes (the last
+success), the other holds an item of a payer that is down, retried much later (pending, with a deadline).
+Then:
 
 * every Grafana panel's query returns data, except the few listed in ``NO_DATA_YET`` with the reason, and
   the panels in ``POSITIVE`` show activity (two rounds of checks, so rates have a before and an after);
@@ -19,6 +22,7 @@ import datetime as dt
 import json
 import math
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,15 +44,16 @@ from tests.support.deploy_tools import ROOT
 from tests.support.redis_server import RedisServer
 
 JOB = "eligibility-svc"
+WORKER_JOB = "eligibility-svc-worker"  # the PodMonitor's job label
 RATE_INTERVAL = "30s"  # Grafana's $__rate_interval: spans both rounds of traffic with a 1-second scrape
 SCENARIOS = ROOT / "x12_fixtures" / "scenarios"
 DOWN_PAYER = "SBX10011"  # scenario 11: the payer answers AAA 42 (unable to respond now)
+DOWN_PAYER_BATCH = "11"  # the same payer's scenario in a batch: retried later, so its batch stays running
 DOWN_PAYER_80 = "SBX10012"  # scenario 12: AAA 80 (no response from the payer); three rounds open its breaker too
 
 # Metrics a healthy run of the API does not produce, and why a query on them may come back empty here.
 NO_DATA_YET = {
     "eligibility_redis_errors_total": "Redis answered every call; tests/test_web_redis.py makes it fail",
-    "eligibility_batch_items_total": "no pre-visit batch ran: `eligibility-svc batch` comes with issue 7",
     "eligibility_x12_validation_findings_total": "the sandbox's 271s are valid, so validation finds nothing",
 }
 
@@ -81,6 +86,10 @@ POSITIVE = {
     "Cache lookups by result",
     "Pods reaching Redis",
     "API pods up",
+    "Worker pods up",
+    "Batch items pending",
+    "Time left before the batch deadline",
+    "Since the last successful batch",
 }
 
 
@@ -105,6 +114,30 @@ def drive(service: ServiceProcess, token: str, date: dt.date) -> list[tuple[int,
     return answers
 
 
+def post_batch(service: ServiceProcess, token: str, prefixes: list[str], date: dt.date) -> str:
+    """A JSONL batch of the scenarios' checks for ``date`` through ``POST /v1/batches``; its id."""
+    lines = [
+        json.dumps({"appointment_id": f"E{prefix}", "request": scenario_request(prefix, date)}) for prefix in prefixes
+    ]
+    request = urllib.request.Request(
+        f"{service.url}/v1/batches",
+        data=("\n".join(lines) + "\n").encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 202
+        batch_id: str = json.loads(response.read())["batch_id"]
+    return batch_id
+
+
+def batch_state(service: ServiceProcess, token: str, batch_id: str) -> dict[str, Any]:
+    status, body = http_get(f"{service.url}/v1/batches/{batch_id}", headers={"Authorization": f"Bearer {token}"})
+    assert status == 200, body
+    progress: dict[str, Any] = json.loads(body)
+    return progress
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("e2e")
@@ -120,24 +153,44 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -
         "ELIG_SHUTDOWN_GRACE_SECONDS": "5",
     }
     service = ServiceProcess.start(workdir, env)
+    # The worker retries a payer-down item only after 10 minutes: its batch stays running through the test.
+    worker_env = {**env, "ELIG_BATCH__RETRY_BASE_SECONDS": "600", "ELIG_BATCH__RETRY_MAX_SECONDS": "600"}
+    worker: ServiceProcess | None = None
     prometheus: PrometheusServer | None = None
     try:
+        worker = ServiceProcess.start_worker(workdir, worker_env)
         rules = write_rules_file(workdir)
-        prometheus = PrometheusServer.start(workdir, job=JOB, target=f"127.0.0.1:{service.port}", rule_file=rules)
+        targets = {JOB: f"127.0.0.1:{service.port}", WORKER_JOB: f"127.0.0.1:{worker.port}"}
+        prometheus = PrometheusServer.start(workdir, targets=targets, rule_file=rules)
         assert prometheus.wait_for(f'up{{job="{JOB}"}} == 1'), prometheus.log.read_text()
+        assert prometheus.wait_for(f'up{{job="{WORKER_JOB}"}} == 1'), worker.log.read_text()[-3000:]
         today = dt.date.today()
         # Round one: every check is fresh.  Round two, once Prometheus has scraped round one: the same checks
         # (cache hits) and the same patients a day later (fresh again), so every counter grows in the window.
         answers = drive(service, key.token, today)
         _scraped(prometheus, service, sum(times for _, times in TRAFFIC))
+        tomorrow = today + dt.timedelta(days=1)  # the batches' deadline: 07:00 tomorrow in the practice's zone
+        finished = post_batch(service, key.token, ["01", "05", "16"], tomorrow)
+        post_batch(service, key.token, ["02", DOWN_PAYER_BATCH], tomorrow)
         drive(service, key.token, today)
         drive(service, key.token, today + dt.timedelta(days=1))
         _scraped(prometheus, service, 3 * sum(times for _, times in TRAFFIC))
+        deadline = time.monotonic() + 30
+        while batch_state(service, key.token, finished)["state"] != "done" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for ready in (
+            "eligibility_batch_last_success_timestamp_seconds > 0",
+            "eligibility_batch_items_pending > 0",
+            "eligibility_batch_deadline_timestamp_seconds > time()",
+        ):
+            assert prometheus.wait_for(ready), (ready, worker.log.read_text()[-3000:])
         assert prometheus.wait_for(f'timestamp(up{{job="{JOB}"}}) > {time.time() + 1}')  # one more, for the rules
         yield Stack(service, prometheus, answers)
     finally:
         if prometheus is not None:
             prometheus.stop()
+        if worker is not None:
+            worker.stop()
         service.stop()
 
 
@@ -161,9 +214,9 @@ def test_the_checks_were_answered(stack: Stack) -> None:
     assert [status for status, _ in stack.answers[-2:]] == [200, 401]
 
 
-def test_prometheus_scrapes_the_service(stack: Stack) -> None:
+def test_prometheus_scrapes_the_service_and_the_worker(stack: Stack) -> None:
     targets = stack.prometheus.api("targets")["activeTargets"]
-    assert [(t["labels"]["job"], t["health"]) for t in targets] == [(JOB, "up")], targets
+    assert sorted((t["labels"]["job"], t["health"]) for t in targets) == [(JOB, "up"), (WORKER_JOB, "up")], targets
 
 
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:

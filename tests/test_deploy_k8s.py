@@ -108,6 +108,13 @@ def test_the_validators_reject_unknown_fields_and_wrong_types(example: list[Mani
     monitor = json.loads(json.dumps(docs["ServiceMonitor/eligibility-svc"]))
     monitor["spec"]["endpoints"][0]["scrapeInterval"] = "30s"
     assert schema_errors(monitor, VERSIONS[0])
+    pods = json.loads(json.dumps(docs["PodMonitor/eligibility-svc-worker"]))
+    assert schema_errors(pods, VERSIONS[0]) == []
+    pods["spec"]["podMetricsEndpoints"][0]["relabelings"][0]["action"] = "rename"
+    assert schema_errors(pods, VERSIONS[0])
+    pods = json.loads(json.dumps(docs["PodMonitor/eligibility-svc-worker"]))
+    pods["spec"]["endpoints"] = pods["spec"].pop("podMetricsEndpoints")  # a ServiceMonitor's field name
+    assert schema_errors(pods, VERSIONS[0])
     rule = json.loads(json.dumps(docs["PrometheusRule/eligibility-svc"]))
     rule["spec"]["groups"][0]["rules"][0]["for"] = "five minutes"
     assert schema_errors(rule, VERSIONS[0])
@@ -170,6 +177,34 @@ def test_api_probes_use_the_service_endpoints(example: list[Manifest]) -> None:
     assert container["args"][container["args"].index("--host") + 1] == "0.0.0.0"
 
 
+def test_worker_serves_metrics_and_health_on_its_metrics_port(example: list[Manifest]) -> None:
+    container = pod_spec(by_key(example)["Deployment/eligibility-svc-worker"])["containers"][0]
+    assert container["args"][:1] == ["worker"]
+    port = int(container["args"][container["args"].index("--metrics-port") + 1])
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"metrics": port}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    # The kubelet gives up later than the worker itself calls its loop stalled, never on one slow step.
+    probe = container["livenessProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] >= 60
+
+
+def test_pod_monitor_scrapes_the_workers_metrics_port(example: list[Manifest]) -> None:
+    docs = by_key(example)
+    monitor = docs["PodMonitor/eligibility-svc-worker"]["spec"]
+    worker = docs["Deployment/eligibility-svc-worker"]
+    assert selects(monitor["selector"], pod_labels(worker))
+    assert not selects(monitor["selector"], pod_labels(docs["Deployment/eligibility-svc-api"]))
+    ports = {p["name"] for p in pod_spec(worker)["containers"][0]["ports"]}
+    (endpoint,) = monitor["podMetricsEndpoints"]
+    assert endpoint["port"] in ports
+    assert endpoint["path"] == "/metrics"
+    assert {"targetLabel": "job", "replacement": "eligibility-svc-worker", "action": "replace"} in endpoint[
+        "relabelings"
+    ]
+    assert docs["PodMonitor/eligibility-svc-worker"]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
 def test_termination_grace_covers_the_prestop_sleep_and_the_shutdown_grace(example: list[Manifest]) -> None:
     docs = by_key(example)
     shutdown_grace = float(docs["ConfigMap/eligibility-svc-config"]["data"]["ELIG_SHUTDOWN_GRACE_SECONDS"])
@@ -221,13 +256,17 @@ def test_referenced_configmaps_and_secrets_exist(example: list[Manifest]) -> Non
                     assert ref["key"] in template["stringData"], key(doc)
 
 
+PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": "kube-prometheus-stack"}
+
+
 def test_network_policies_let_in_only_the_api_port_and_out_only_dns_redis_https(example: list[Manifest]) -> None:
     docs = by_key(example)
     policies = [doc for doc in example if doc["kind"] == "NetworkPolicy"]
     api = pod_labels(docs["Deployment/eligibility-svc-api"])
     worker = pod_labels(docs["Deployment/eligibility-svc-worker"])
     batch = pod_labels(docs["CronJob/eligibility-svc-previsit-batch"])
-    for labels, ingress_ports in ((api, [{"port": "http", "protocol": "TCP"}]), (worker, []), (batch, [])):
+    worker_ports = [{"port": "metrics", "protocol": "TCP"}]
+    for labels, ingress_ports in ((api, [{"port": "http", "protocol": "TCP"}]), (worker, worker_ports), (batch, [])):
         applying = [p["spec"] for p in policies if selects(p["spec"]["podSelector"], labels)]
         assert any("Ingress" in p["policyTypes"] for p in applying)
         assert any("Egress" in p["policyTypes"] for p in applying)
@@ -237,6 +276,14 @@ def test_network_policies_let_in_only_the_api_port_and_out_only_dns_redis_https(
             (port["port"], port["protocol"]) for p in applying for rule in p.get("egress", []) for port in rule["ports"]
         }
         assert allowed_out == {(53, "UDP"), (53, "TCP"), (6379, "TCP"), (443, "TCP")}
+    # The workers' metrics port: from Prometheus pods only, not from the API or anything else.
+    worker_rules = [
+        rule for p in policies if selects(p["spec"]["podSelector"], worker) for rule in p["spec"].get("ingress", [])
+    ]
+    (peer,) = [peer for rule in worker_rules for peer in rule["from"]]
+    assert peer["namespaceSelector"] == {}
+    assert selects(peer["podSelector"], PROMETHEUS_POD)
+    assert not selects(peer["podSelector"], api)
     redis = pod_labels(docs["StatefulSet/eligibility-redis"])
     redis_policy = next(p["spec"] for p in policies if selects(p["spec"]["podSelector"], redis))
     assert redis_policy["policyTypes"] == ["Ingress", "Egress"]

@@ -5,7 +5,8 @@
 * every dashboard expression is valid PromQL for promtool (as a recording rule);
 * every metric and label name the rules and the dashboard use is one the service exposes (``Metrics`` on a
   fresh registry), so no panel queries a metric that does not exist;
-* the dashboard reaches Grafana as its sidecar expects, and the ServiceMonitor scrapes the API's Service.
+* the dashboard reaches Grafana as its sidecar expects, the ServiceMonitor scrapes the API's Service and the
+  PodMonitor the workers.
 """
 
 from __future__ import annotations
@@ -244,6 +245,14 @@ def test_service_monitor_scrapes_the_api_service(example: list[dict[str, object]
     for endpoint in spec["endpoints"]:
         assert endpoint["port"] in port_names
         assert endpoint["path"] == "/metrics"
-    # The Operator names the job after the Service; the alerts and the dashboard count its targets by it.
-    assert all('job="eligibility-svc"' in q.expr for q in every_expression() if "up{" in q.expr)
+    # The Operator names the job after the Service, and the PodMonitor's relabeling names the workers' job;
+    # the alerts and the dashboard count their targets by them.
+    pods = by_key["PodMonitor/eligibility-svc-worker"]["spec"]
+    assert isinstance(pods, dict)
+    (endpoint,) = pods["podMetricsEndpoints"]
+    worker_job = next(r["replacement"] for r in endpoint["relabelings"] if r["targetLabel"] == "job")
+    jobs = {f'job="{service["metadata"]["name"]}"', f'job="{worker_job}"'}
+    ups = [q for q in every_expression() if "up{" in q.expr]
+    assert all(any(job in q.expr for job in jobs) for q in ups), [q.where for q in ups]
+    assert {job for job in jobs if any(job in q.expr for q in ups)} == jobs, "each job's targets are counted"
     assert service["metadata"]["name"] == "eligibility-svc"

@@ -95,6 +95,7 @@ def test_every_route_of_the_app_is_documented_and_nothing_else() -> None:
         "/v1/batches",  # issue 7
         "/v1/batches/{batch_id}",
         "/v1/batches/{batch_id}/results",
+        "/v1/batches/{batch_id}/report",
     }
 
 

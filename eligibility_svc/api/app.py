@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from eligibility_svc.api.access import resolve_access
-from eligibility_svc.api.middleware import access_log_middleware, error_middleware, unmatched_middleware
+from eligibility_svc.api.middleware import answer_middleware
 from eligibility_svc.api.routes import add_routes
 from eligibility_svc.api.state import ACCESS, LIFECYCLE, RUNTIME, SETTINGS, Lifecycle, RuntimeFactory
 from eligibility_svc.app_state import Runtime, build_runtime
@@ -62,9 +62,7 @@ def _middlewares(metrics: Metrics, authenticator: ApiKeyAuthenticator) -> list[M
     return [
         http_metrics_middleware(metrics),
         request_id_middleware(),
-        access_log_middleware,
-        error_middleware,
-        unmatched_middleware,
+        answer_middleware,  # access log, error envelope, 404 / 405
         # security.default_scope: /v1/batches batch:run, /v1/admin admin, the rest eligibility:check.
         auth_middleware(authenticator),
     ]

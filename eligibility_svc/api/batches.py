@@ -5,6 +5,7 @@
                                       → 202 BatchProgress (the items are on the work stream for the workers)
     GET  /v1/batches/{batch_id}       → BatchProgress (done / failed / retrying of items)
     GET  /v1/batches/{batch_id}/results?format=jsonl|csv   (or Accept: text/csv) → streamed result rows
+    GET  /v1/batches/{batch_id}/report                      → the HTML report a person reads
 
 With Redis the API only enqueues and ``eligibility-svc worker`` processes; without Redis (the
 embedded default) the batch runs in this process (``batch.memory``), kept in memory only.
@@ -21,22 +22,23 @@ from aiohttp import web
 from eligibility_svc.api.bodies import JSON_TYPES, media_type, parse_json_model
 from eligibility_svc.api.state import RUNTIME
 from eligibility_svc.app_state import Runtime
-from eligibility_svc.batch.inputs import read_rows
+from eligibility_svc.batch.inputs import Parsed, RowFeed
 from eligibility_svc.batch.memory import MemoryBatches
 from eligibility_svc.batch.models import AppointmentRow, BatchProgress, BatchSpec, ItemResult
 from eligibility_svc.batch.plan import plan_items
 from eligibility_svc.batch.queue import BatchQueue
-from eligibility_svc.batch.report import csv_lines
-from eligibility_svc.batch.sources import AthenaBatchBody, read_athena, split
+from eligibility_svc.batch.report import ReportData, csv_lines, render_html
+from eligibility_svc.batch.sources import CHUNK_ROWS, AthenaBatchBody, athena_chunks, athena_spec, split
 from eligibility_svc.errors import ConfigurationError, NotFound, RequestInvalid, RequestMalformed, RequestTooLarge
-from eligibility_svc.redis_keys import RedisKeys
 
 BATCHES = "/v1/batches"
 BATCH = "/v1/batches/{batch_id}"
 RESULTS = "/v1/batches/{batch_id}/results"
+REPORT = "/v1/batches/{batch_id}/report"
 CSV_TYPES = frozenset({"text/csv"})
 JSONL_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/x-jsonlines"})
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # a night's appointments of a large group, streamed in
+_REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'"  # the report is static: no scripts at all
 _BATCH_ID = re.compile(r"^b[0-9a-f]{20}$")
 
 
@@ -50,66 +52,96 @@ class BatchStore(Protocol):
 
 
 def _queue(runtime: Runtime) -> BatchQueue | None:
-    if runtime.redis is None:
-        return None
-    settings = runtime.settings
-    keys = RedisKeys(settings.redis_key_prefix)
-    return BatchQueue(runtime.redis, keys, ttl_seconds=settings.batch.results_ttl_seconds)
+    return BatchQueue.from_settings(runtime.redis, runtime.settings) if runtime.redis is not None else None
 
 
 def _store(request: web.Request) -> BatchStore:
     return _queue(request.app[RUNTIME]) or request.app[MEMORY_BATCHES]
 
 
-async def _lines(request: web.Request) -> list[str]:
-    """The body's lines, read as they arrive (the app's ``client_max_size`` is for single checks)."""
-    lines: list[str] = []
+async def _body_chunks(request: web.Request, kind: str) -> AsyncIterator[list[Parsed]]:
+    """The upload's rows, read and parsed as the lines arrive (``CHUNK_ROWS`` lines at a time)."""
+    feed = RowFeed(kind)
+    block: list[str] = []
     size = 0
+    blank = True
     async for raw in request.content:
         size += len(raw)
         if size > MAX_UPLOAD_BYTES:
             raise RequestTooLarge(f"a batch upload is limited to {MAX_UPLOAD_BYTES} bytes")
-        lines.append(raw.decode("utf-8-sig" if not lines else "utf-8", errors="replace"))
-    return lines
+        line = raw.decode("utf-8-sig" if size == len(raw) else "utf-8", errors="replace")
+        blank = blank and not line.strip()
+        block.append(line)
+        if len(block) >= CHUNK_ROWS:
+            if parsed := feed.feed(block):
+                yield parsed
+            block = []
+    if blank:
+        raise RequestMalformed("the request body is empty; send the appointments, one a line")
+    if parsed := feed.feed(block) + feed.close():
+        yield parsed
 
 
-async def _read(request: web.Request, runtime: Runtime) -> tuple[list[AppointmentRow], list[ItemResult], BatchSpec]:
-    kind = media_type(request, CSV_TYPES | JSONL_TYPES | JSON_TYPES, default="application/x-ndjson")
+def _chunks(
+    request: web.Request, runtime: Runtime, kind: str, body: AthenaBatchBody | None
+) -> AsyncIterator[list[Parsed]]:
+    if body is None:
+        return _body_chunks(request, "csv" if kind in CSV_TYPES else "jsonl")
+    if runtime.athena is None:
+        raise ConfigurationError("athenaNet is not configured")
+    return athena_chunks(runtime.athena, body.athena)
+
+
+async def _spec_and_body(request: web.Request, kind: str) -> tuple[BatchSpec, AthenaBatchBody | None]:
     if kind in JSON_TYPES:
         body = parse_json_model(AthenaBatchBody, await request.read())
-        if runtime.athena is None:
-            raise ConfigurationError("athenaNet is not configured")
-        rows, errors = await read_athena(runtime.athena, body.athena)
-        source = body.athena
-        spec = BatchSpec(
-            source="athena",
-            practice_id=source.practice_id,
-            start=source.start,
-            end=source.end,
-            department_ids=source.department_ids,
-            writeback=body.writeback,
-        )
-        return rows, errors, spec
-    source_kind = "csv" if kind in CSV_TYPES else "jsonl"
-    lines = await _lines(request)
-    if not any(line.strip() for line in lines):
-        raise RequestMalformed("the request body is empty; send the appointments, one a line")
-    rows, errors = split(read_rows(lines, source_kind))
-    if not rows and not errors:
-        raise RequestInvalid("the body holds no appointments (CSV: a header row, then one appointment a row)")
-    return rows, errors, BatchSpec(source=source_kind)
+        return athena_spec(body.athena, writeback=body.writeback), body
+    return BatchSpec(source="csv" if kind in CSV_TYPES else "jsonl"), None
+
+
+def _no_rows() -> RequestInvalid:
+    return RequestInvalid("the body holds no appointments (CSV: a header row, then one appointment a row)")
+
+
+async def _enqueue(queue: BatchQueue, spec: BatchSpec, chunks: AsyncIterator[list[Parsed]], *, athena: bool) -> str:
+    """Plan the batch into Redis a chunk at a time (memory stays flat); its id once the workers can see it."""
+    async with queue.planner(spec) as planner:
+        async for chunk in chunks:
+            await planner.add(*split(chunk))
+        if planner.rows == 0 and not athena:
+            raise _no_rows()
+        return await planner.commit()
+
+
+async def _start_in_memory(
+    request: web.Request, runtime: Runtime, spec: BatchSpec, chunks: AsyncIterator[list[Parsed]], *, athena: bool
+) -> str:
+    """The embedded default: the whole batch in this process (bounded by the upload limit)."""
+    rows: list[AppointmentRow] = []
+    errors: list[ItemResult] = []
+    async for chunk in chunks:
+        more_rows, more_errors = split(chunk)
+        rows += more_rows
+        errors += more_errors
+    if not rows and not errors and not athena:
+        raise _no_rows()
+    memory = request.app[MEMORY_BATCHES]
+    return memory.start(
+        runtime.service, runtime.settings.batch, spec, plan_items(rows), len(rows) + len(errors), errors
+    )
 
 
 async def post_batch(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    rows, errors, spec = await _read(request, runtime)
-    items = plan_items(rows)
+    kind = media_type(request, CSV_TYPES | JSONL_TYPES | JSON_TYPES, default="application/x-ndjson")
+    spec, body = await _spec_and_body(request, kind)
+    chunks = _chunks(request, runtime, kind, body)
     queue = _queue(runtime)
+    athena = body is not None
     if queue is not None:
-        batch_id = await queue.create(spec, items, len(rows) + len(errors), errors)
+        batch_id = await _enqueue(queue, spec, chunks, athena=athena)
     else:
-        memory = request.app[MEMORY_BATCHES]
-        batch_id = memory.start(runtime.service, runtime.settings.batch, spec, items, len(rows) + len(errors), errors)
+        batch_id = await _start_in_memory(request, runtime, spec, chunks, athena=athena)
     progress = await _store(request).progress(batch_id)
     assert progress is not None
     location = request.app.router["batch"].url_for(batch_id=batch_id)
@@ -162,6 +194,25 @@ async def get_results(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def get_report(request: web.Request) -> web.Response:
+    """The batch's HTML report (counts, the appointments needing action, payer failure rates)."""
+    batch_id = _batch_id(request)
+    store = _store(request)
+    if await store.progress(batch_id) is None:
+        raise NotFound("no such batch", details={"batch_id": batch_id})
+    summary = ReportData()
+    async for row in store.results(batch_id):
+        summary.add(row)
+    return web.Response(
+        text=render_html(batch_id, summary),
+        content_type="text/html",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        },
+    )
+
+
 async def _stop_memory_batches(app: web.Application) -> None:
     await app[MEMORY_BATCHES].aclose()
 
@@ -172,3 +223,4 @@ def add_batch_routes(app: web.Application) -> None:
     app.router.add_post(BATCHES, post_batch, name="batches")
     app.router.add_get(BATCH, get_batch, name="batch")
     app.router.add_get(RESULTS, get_results, name="batch_results")
+    app.router.add_get(REPORT, get_report, name="batch_report")

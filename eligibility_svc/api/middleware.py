@@ -4,9 +4,10 @@
 
     http metrics   counts and times every request by route template and final status
     request id     adopts or makes X-Request-ID, scopes it over the request, echoes it
-    access log     one structured line per request (route template, status, duration; no PHI)
-    errors         anything raised below becomes {"error": {"code", "message", "details"}}
-    unmatched      404 / 405 answered before authentication (there is nothing to protect)
+    answer         (``answer_middleware``, one layer: each layer costs every request a call and a frame)
+      access log     one structured line per request (route template, status, duration; no PHI)
+      errors         anything raised below becomes {"error": {"code", "message", "details"}}
+      unmatched      404 / 405 answered before authentication (there is nothing to protect)
     auth           bearer API key with the route's scope (security.auth_middleware)
 
 An exception that is not one of ours is logged with its traceback but not its message (which may hold
@@ -114,9 +115,21 @@ def internal_error() -> EligibilityError:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Renders every failure below it as the envelope (see the module docstring)."""
+async def answer_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Access log outside, errors inside it, unmatched routes innermost (see the module docstring)."""
+    started = time.perf_counter()
+    response = await _answer(request, handler)
+    if access_log.isEnabledFor(logging.INFO):
+        _log_access(request, response, started)
+    return response
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Renders every failure below it as the envelope; 404 / 405 before any key is asked for."""
     try:
+        problem = request.match_info.http_exception
+        if problem is not None:
+            raise problem
         return await handler(request)
     except EligibilityError as exc:
         error = exc
@@ -135,28 +148,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     return error_response(error)
 
 
-@web.middleware
-async def unmatched_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """No route (404) or not this method (405): say so without asking for a key first."""
-    problem = request.match_info.http_exception
-    if problem is not None:
-        raise problem
-    return await handler(request)
-
-
-@web.middleware
-async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _log_access(request: web.Request, response: web.StreamResponse, started: float) -> None:
     """One line per answered request: route template, method, status, milliseconds, error code."""
-    started = time.perf_counter()
-    response = await handler(request)
-    if access_log.isEnabledFor(logging.INFO):
-        extra: dict[str, Any] = {
-            "route": route_template(request),
-            "method": request.method,
-            "status": response.status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        }
-        if ERROR_CODE in request:
-            extra["error_code"] = request[ERROR_CODE]
-        access_log.info("request", extra=extra)
-    return response
+    extra: dict[str, Any] = {
+        "route": route_template(request),
+        "method": request.method,
+        "status": response.status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+    if ERROR_CODE in request:
+        extra["error_code"] = request[ERROR_CODE]
+    access_log.info("request", extra=extra)

@@ -12,7 +12,7 @@
     POST /v1/batches, GET /v1/batches/{id}, GET /v1/batches/{id}/results  (``api.batches``)
 
 Payer rejections are answers (200, ``status`` and ``errors[]``); our own failures are raised and
-become the error envelope in ``middleware.error_middleware``.
+become the error envelope in ``middleware.answer_middleware``.
 """
 
 from __future__ import annotations

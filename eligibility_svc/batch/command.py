@@ -7,21 +7,21 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from eligibility_svc.app_state import Runtime, build_runtime
-from eligibility_svc.batch.inputs import kind_of, read_rows
+from eligibility_svc.batch.inputs import Parsed, kind_of
 from eligibility_svc.batch.models import AppointmentRow, BatchItem, BatchSpec, ItemResult
 from eligibility_svc.batch.plan import plan_items
 from eligibility_svc.batch.progress import ProgressPrinter, Snapshot
 from eligibility_svc.batch.queue import BatchQueue, new_batch_id, queue_redis
-from eligibility_svc.batch.report import gather, render_html
+from eligibility_svc.batch.report import ReportData, render_html
 from eligibility_svc.batch.runner import run_in_process
-from eligibility_svc.batch.sources import AthenaSource, read_athena, split
+from eligibility_svc.batch.sources import AthenaSource, athena_chunks, athena_spec, file_chunks, split
 from eligibility_svc.errors import ConfigurationError
-from eligibility_svc.redis_keys import RedisKeys
 from eligibility_svc.settings import Settings
 
 
@@ -33,26 +33,20 @@ class RunOptions:
     writeback: bool = False  # write verified plans back to athenaNet (through the outbox)
 
 
-async def read_source(
-    runtime: Runtime, source: Path | AthenaSource, *, writeback: bool
-) -> tuple[list[AppointmentRow], list[ItemResult], BatchSpec]:
-    """The input's rows and per-row errors, and the spec the batch keeps."""
+def source_chunks(runtime: Runtime, source: Path | AthenaSource) -> AsyncIterator[list[Parsed]]:
+    """The input's rows (and per-row errors), a chunk at a time."""
     if isinstance(source, AthenaSource):
         if runtime.athena is None:
             raise ConfigurationError("athenaNet is not configured")
-        rows, errors = await read_athena(runtime.athena, source)
-        spec = BatchSpec(
-            source="athena",
-            practice_id=source.practice_id,
-            start=source.start,
-            end=source.end,
-            department_ids=source.department_ids,
-            writeback=writeback,
-        )
-        return rows, errors, spec
-    with source.open(encoding="utf-8-sig", newline="") as lines:
-        rows, errors = split(read_rows(lines, kind_of(source.name)))
-    return rows, errors, BatchSpec(source=kind_of(source.name))
+        return athena_chunks(runtime.athena, source)
+    return file_chunks(source)
+
+
+def source_spec(source: Path | AthenaSource, *, writeback: bool) -> BatchSpec:
+    """What the batch keeps of where it came from."""
+    if isinstance(source, AthenaSource):
+        return athena_spec(source, writeback=writeback)
+    return BatchSpec(source=kind_of(source.name))
 
 
 async def run_batch(
@@ -60,17 +54,26 @@ async def run_batch(
 ) -> str:
     """Run in this process (no Redis) or enqueue for the workers (Redis) and wait; the batch id."""
     async with build_runtime(settings) as runtime:
-        rows, errors, spec = await read_source(runtime, source, writeback=options.writeback)
-        items = plan_items(rows)
+        chunks = source_chunks(runtime, source)
+        spec = source_spec(source, writeback=options.writeback)
         if runtime.redis is None:
-            return await _embedded(runtime, items, errors, options, stream)
+            rows: list[AppointmentRow] = []
+            errors: list[ItemResult] = []
+            async for chunk in chunks:
+                more_rows, more_errors = split(chunk)
+                rows += more_rows
+                errors += more_errors
+            return await _embedded(runtime, plan_items(rows), errors, options, stream)
         assert settings.redis_url is not None
         redis = queue_redis(settings.redis_url)
         try:
-            keys = RedisKeys(settings.redis_key_prefix)
-            queue = BatchQueue(redis, keys, ttl_seconds=settings.batch.results_ttl_seconds)
-            batch_id = await queue.create(spec, items, len(rows) + len(errors), errors)
-            print(f"batch {batch_id}: {len(items)} checks for {len(rows)} appointments queued", file=stream)
+            queue = BatchQueue.from_settings(redis, settings)
+            async with queue.planner(spec) as planner:
+                async for chunk in chunks:
+                    await planner.add(*split(chunk))
+                batch_id = await planner.commit()
+            appointments = planner.rows - planner.row_errors
+            print(f"batch {batch_id}: {planner.items} checks for {appointments} appointments queued", file=stream)
             if options.wait:
                 await _wait(queue, batch_id, stream)
                 await _write(queue, batch_id, options.output, options.report)
@@ -87,7 +90,9 @@ async def _embedded(
     printer = ProgressPrinter(stream)
     started = time.monotonic()
     counts = {"done": 0, "failed": 0}
-    collected: list[ItemResult] = [*errors]
+    summary = ReportData()  # counts, and only the rows needing action
+    for row in errors:
+        summary.add(row)
     with output.open("w", encoding="utf-8") as out:
         for row in errors:
             out.write(row.model_dump_json() + "\n")
@@ -96,8 +101,7 @@ async def _embedded(
             counts["failed" if failed else "done"] += 1
             for row in rows:
                 out.write(row.model_dump_json() + "\n")
-            if report is not None:
-                collected.extend(rows)
+                summary.add(row)
             printer.show(Snapshot(len(items), counts["done"], counts["failed"], time.monotonic() - started))
 
         await run_in_process(
@@ -105,7 +109,7 @@ async def _embedded(
         )
     printer.close(Snapshot(len(items), counts["done"], counts["failed"], time.monotonic() - started))
     if report is not None:
-        report.write_text(render_html(batch_id, gather(collected)), encoding="utf-8")
+        report.write_text(render_html(batch_id, summary), encoding="utf-8")
     return batch_id
 
 
@@ -124,13 +128,12 @@ async def _wait(queue: BatchQueue, batch_id: str, stream: TextIO) -> None:
 
 
 async def _write(queue: BatchQueue, batch_id: str, output: Path, report: Path | None) -> None:
-    rows: list[ItemResult] = []
+    summary = ReportData()  # counts, and only the rows needing action
     with output.open("w", encoding="utf-8") as out:
         async for row in queue.results(batch_id):
             out.write(row.model_dump_json() + "\n")
-            if report is not None:
-                rows.append(row)
+            summary.add(row)
     if report is not None:
         report.write_text(  # noqa: ASYNC240 (one small file at the end)
-            render_html(batch_id, gather(rows)), encoding="utf-8"
+            render_html(batch_id, summary), encoding="utf-8"
         )

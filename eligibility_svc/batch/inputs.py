@@ -129,8 +129,11 @@ def _invalid(number: int, appointment_id: str, exc: ValidationError, *, flat: bo
 
 def read_csv(lines: Iterable[str]) -> Iterator[Parsed]:
     """Rows of a CSV file with a header (streamed: one row in memory at a time)."""
-    reader = csv.DictReader(lines)
-    for number, fields in enumerate(reader, start=1):
+    return _csv_rows(csv.DictReader(lines), 1)
+
+
+def _csv_rows(reader: csv.DictReader[str], first: int) -> Iterator[Parsed]:
+    for number, fields in enumerate(reader, start=first):
         if None in fields:
             yield RowError(
                 row=number,
@@ -141,9 +144,9 @@ def read_csv(lines: Iterable[str]) -> Iterator[Parsed]:
         yield parse_row(number, {key.strip(): value for key, value in fields.items() if key})
 
 
-def read_jsonl(lines: Iterable[str]) -> Iterator[Parsed]:
+def read_jsonl(lines: Iterable[str], *, first: int = 1) -> Iterator[Parsed]:
     """Rows of a JSONL file, one JSON object a line (blank lines skipped, still counted)."""
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(lines, start=first):
         if not line.strip():
             continue
         try:
@@ -160,6 +163,54 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[Parsed]:
 def read_rows(lines: Iterable[str], kind: str) -> Iterator[Parsed]:
     """``kind`` "csv" or "jsonl"."""
     return read_csv(lines) if kind == "csv" else read_jsonl(lines)
+
+
+class RowFeed:
+    """``read_rows`` for input that arrives in pieces (an upload read as it comes).
+
+    ``feed`` lines as they arrive and ``close`` at the end; each returns the rows completed.  Only
+    the lines of one unfinished CSV record are held back (a quoted cell may span lines), so memory
+    does not grow with the input.  Rows are numbered as ``read_rows`` numbers them for the whole.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._header: list[str] | None = None
+        self._rows = 0  # rows numbered so far
+        self._held: list[str] = []
+        self._quotes = 0  # '"' in the held lines: odd while a quoted cell is open
+
+    def feed(self, lines: Iterable[str]) -> list[Parsed]:
+        if self.kind != "csv":
+            return self._jsonl(list(lines))
+        ready: list[str] = []
+        for line in lines:
+            self._held.append(line)
+            self._quotes += line.count('"')
+            if self._quotes % 2 == 0:  # a record boundary: quotes come in pairs outside an open cell
+                ready += self._held
+                self._held, self._quotes = [], 0
+        return self._csv(ready)
+
+    def close(self) -> list[Parsed]:
+        """The rows left: a record cut off inside quotes is read the way ``csv`` reads it."""
+        held, self._held, self._quotes = self._held, [], 0
+        return self._csv(held) if self.kind == "csv" else []
+
+    def _jsonl(self, lines: list[str]) -> list[Parsed]:
+        parsed = list(read_jsonl(lines, first=self._rows + 1))
+        self._rows += len(lines)
+        return parsed
+
+    def _csv(self, lines: list[str]) -> list[Parsed]:
+        if not lines:
+            return []
+        reader = csv.DictReader(lines, fieldnames=self._header)
+        parsed = list(_csv_rows(reader, self._rows + 1))
+        if self._header is None and reader.fieldnames is not None:
+            self._header = list(reader.fieldnames)
+        self._rows += len(parsed)
+        return parsed
 
 
 def kind_of(name: str) -> str:

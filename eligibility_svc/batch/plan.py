@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from eligibility_svc.athena.patients import WriteTarget
 from eligibility_svc.backoff import equal_jitter
 from eligibility_svc.batch.models import (
     Action,
@@ -40,36 +41,66 @@ def identity_key(request: EligibilityRequest) -> str:
 
 
 @dataclass(slots=True)
-class _Group:
-    first: AppointmentRow
+class Group:
+    """The appointments asking one question, and the procedures of them all (first-seen order)."""
+
+    request: EligibilityRequest
+    target: WriteTarget | None = None
     procedures: dict[tuple[str, str, tuple[str, ...]], ProcedureCode] = field(default_factory=dict)
     appointments: list[AppointmentRef] = field(default_factory=list)
 
+    @classmethod
+    def of_item(cls, item: BatchItem) -> Group:
+        """An item planned before (another chunk of the input), to add more appointments to."""
+        group = cls(item.request, item.target, appointments=list(item.appointments))
+        group._add_procedures(item.request.service.procedures)
+        return group
+
     def add(self, row: AppointmentRow) -> None:
-        for code in row.request.service.procedures:
-            self.procedures.setdefault((code.qualifier, code.code, tuple(code.modifiers)), code)
+        self._add_procedures(row.request.service.procedures)
         self.appointments.append(
             AppointmentRef(appointment_id=row.appointment_id, patient_id=row.patient_id, row=row.row)
         )
 
+    def absorb(self, other: Group) -> None:
+        """Add the appointments (and procedures) of ``other``, which asks the same question."""
+        self._add_procedures(other.procedures.values())
+        self.appointments.extend(other.appointments)
+
+    def _add_procedures(self, codes: Iterable[ProcedureCode]) -> None:
+        for code in codes:
+            self.procedures.setdefault((code.qualifier, code.code, tuple(code.modifiers)), code)
+
+    def item(self, item_id: str) -> BatchItem:
+        service = self.request.service.model_copy(update={"procedures": list(self.procedures.values())})
+        return BatchItem(
+            item_id=item_id,
+            request=self.request.model_copy(update={"service": service}),
+            appointments=self.appointments,
+            target=self.target,
+        )
+
+
+def item_id(number: int) -> str:
+    """Item ids in planning order: ``i000001`` ..."""
+    return f"i{number:06d}"
+
+
+def group_rows(rows: Iterable[AppointmentRow]) -> dict[str, Group]:
+    """Rows by the question they ask (``identity_key``), in first-seen order."""
+    groups: dict[str, Group] = {}
+    for row in rows:
+        group = groups.get(key := identity_key(row.request))
+        if group is None:
+            group = groups[key] = Group(row.request, row.target)
+        group.add(row)
+    return groups
+
 
 def plan_items(rows: Iterable[AppointmentRow]) -> list[BatchItem]:
-    """One item per distinct patient/payer/date (see the module docstring); ids ``i000001`` ..."""
-    groups: dict[str, _Group] = {}
-    for row in rows:
-        groups.setdefault(identity_key(row.request), _Group(row)).add(row)
-    return [_item(number, group) for number, group in enumerate(groups.values(), start=1)]
-
-
-def _item(number: int, group: _Group) -> BatchItem:
-    request = group.first.request
-    service = request.service.model_copy(update={"procedures": list(group.procedures.values())})
-    return BatchItem(
-        item_id=f"i{number:06d}",
-        request=request.model_copy(update={"service": service}),
-        appointments=group.appointments,
-        target=group.first.target,
-    )
+    """One item per distinct patient/payer/date (see the module docstring), all in memory (the embedded
+    default); with Redis, ``queue.BatchPlanner`` does the same a chunk at a time."""
+    return [group.item(item_id(number)) for number, group in enumerate(group_rows(rows).values(), start=1)]
 
 
 # --- outcome → action ---------------------------------------------------------------------------------
@@ -160,6 +191,19 @@ def results_from_error(
         "final_failure": final,
     }
     return [_row(ref, common) for ref in item.appointments]
+
+
+def unreadable_item(item_id: str, error: EligibilityError) -> ItemResult:
+    """The row for an item that cannot be read back (its appointments are unknown): counted, not lost."""
+    return ItemResult(
+        appointment_id=f"item-{item_id}",
+        item_id=item_id,
+        action=Action.ERROR,
+        error_code=error.code,
+        message=f"the stored check cannot be read ({error.message}); submit the appointments again",
+        attempts=0,
+        final_failure=True,
+    )
 
 
 def _row(ref: AppointmentRef, common: dict[str, object]) -> ItemResult:

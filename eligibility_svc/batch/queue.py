@@ -2,7 +2,10 @@
 
 ::
 
-    create   HSET batch:{id} (counters), HSET batch:{id}:items (item JSON), XADD batch:work {batch, item, attempt}
+    plan     ``BatchPlanner``: rows a chunk at a time; each question's item found through batch:{id}:planning
+             (HMAC → item id) and extended, or made; HSET batch:{id}:items; bad rows XADD to the results
+    commit   XADD batch:work {batch, item, attempt} for every item, then the counters and state "running"
+    create   both at once for items planned beforehand (``plan.plan_items``)
     take     XAUTOCLAIM entries idle past ``claim_idle_seconds`` (a dead worker's), else XREADGROUP new ones
     finish   one script: SADD batch:{id}:done item → only the first time: XADD the result rows, count done/failed
              (and the batch "done" when all are); XACK always.  A redelivered item that is already in the done
@@ -10,25 +13,36 @@
     retry    the payer was down: ZADD batch:retry (due time) and XACK, so the worker goes on with other payers;
     promote  a script moves due retries back onto the work stream (ZREM first: one worker promotes each)
 
-Values are JSON; keys hold only our batch and item ids.
+Items and result rows are JSON sealed by the cache's ``ValueCodec`` (AES-GCM when ``cache.encryption_key``
+is set: items hold names, birth dates and member ids); keys hold only our batch and item ids.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import hmac
+import os
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
-from eligibility_svc.batch.models import BatchItem, BatchProgress, BatchSpec, ItemResult
+from eligibility_svc.batch.models import AppointmentRow, BatchItem, BatchProgress, BatchSpec, ItemResult
+from eligibility_svc.batch.plan import Group, group_rows, item_id
+from eligibility_svc.cache import ValueCodec
 from eligibility_svc.redis_keys import BATCH_GROUP, RedisKeys
+from eligibility_svc.settings import Settings
 
 CHUNK = 500
+_BATCH_ID = re.compile(r"^b[0-9a-f]{20}$")  # new_batch_id()
 
 _FINISH = """
 if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
@@ -37,10 +51,40 @@ if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
   local done = tonumber(redis.call('HGET', KEYS[2], 'done') or '0')
   local failed = tonumber(redis.call('HGET', KEYS[2], 'failed') or '0')
   local items = tonumber(redis.call('HGET', KEYS[2], 'items') or '0')
-  if done + failed >= items then redis.call('HSET', KEYS[2], 'state', 'done', 'finished_at', ARGV[5]) end
+  local state = redis.call('HGET', KEYS[2], 'state')
+  if state == 'running' and done + failed >= items then
+    redis.call('HSET', KEYS[2], 'state', 'done', 'finished_at', ARGV[5])
+  end
 end
 redis.call('XACK', KEYS[4], ARGV[2], ARGV[3])
 return 1
+"""
+
+# The planner's last step: the counters, and "running" (or "done" when the items finished meanwhile).
+_COMMIT = """
+redis.call('HSET', KEYS[1], 'items', ARGV[1], 'rows', ARGV[2], 'row_errors', ARGV[3], 'first_day', ARGV[4])
+local done = tonumber(redis.call('HGET', KEYS[1], 'done') or '0')
+local failed = tonumber(redis.call('HGET', KEYS[1], 'failed') or '0')
+if done + failed >= tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'state', 'done', 'finished_at', ARGV[5])
+else
+  redis.call('HSET', KEYS[1], 'state', 'running')
+end
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
+# Keep the lease on entries a worker still works on (XCLAIM resets their idle time), only while it owns them.
+_HEARTBEAT = """
+local kept = 0
+for i = 1, #ARGV - 2 do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[#ARGV - 1], ARGV[i], ARGV[i], 1)
+  if pending[1] and pending[1][2] == ARGV[#ARGV] then
+    redis.call('XCLAIM', KEYS[1], ARGV[#ARGV - 1], ARGV[#ARGV], 0, ARGV[i], 'JUSTID')
+    kept = kept + 1
+  end
+end
+return kept
 """
 
 _PROMOTE = """
@@ -83,6 +127,17 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def batched(values: Iterable[str], size: int) -> Iterator[list[str]]:
+    """``values`` in lists of ``size`` (the last one shorter)."""
+    rest = iter(values)
+    while chunk := list(islice(rest, size)):
+        yield chunk
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
 def _entries(messages: Any) -> list[WorkEntry]:
     found = []
     for entry_id, fields in messages or []:
@@ -97,12 +152,27 @@ def _entries(messages: Any) -> list[WorkEntry]:
 class BatchQueue:
     """One Redis holding batches for any number of worker processes (see the module docstring)."""
 
-    def __init__(self, redis: Redis, keys: RedisKeys, *, ttl_seconds: int = 7 * 24 * 3600) -> None:
+    def __init__(
+        self, redis: Redis, keys: RedisKeys, *, codec: ValueCodec | None = None, ttl_seconds: int = 7 * 24 * 3600
+    ) -> None:
         self.redis = redis
         self.keys = keys
+        self.codec = codec or ValueCodec()
         self.ttl = ttl_seconds
         self._finish = redis.register_script(_FINISH)
         self._promote = redis.register_script(_PROMOTE)
+        self._commit = redis.register_script(_COMMIT)
+        self._heartbeat = redis.register_script(_HEARTBEAT)
+
+    @classmethod
+    def from_settings(cls, redis: Redis, settings: Settings) -> BatchQueue:
+        """The queue as configured: key prefix, the cache's value codec, the results' TTL."""
+        return cls(
+            redis,
+            RedisKeys(settings.redis_key_prefix),
+            codec=ValueCodec.from_settings(settings.cache),
+            ttl_seconds=settings.batch.results_ttl_seconds,
+        )
 
     async def ensure_group(self) -> None:
         try:
@@ -111,7 +181,27 @@ class BatchQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    # --- sealed values ---------------------------------------------------------------------------------
+
+    def seal_item(self, batch_id: str, item: BatchItem) -> bytes:
+        key = f"{self.keys.batch_items(batch_id)}/{item.item_id}"  # bound to its item: no swapping
+        return self.codec.encode(key, item.model_dump(mode="json"), time.time())
+
+    def open_item(self, batch_id: str, item_id: str, blob: bytes | str) -> BatchItem:
+        entry = self.codec.decode(f"{self.keys.batch_items(batch_id)}/{item_id}", _bytes(blob))
+        return BatchItem.model_validate(entry.value)
+
+    def seal_row(self, batch_id: str, row: ItemResult) -> bytes:
+        return self.codec.encode(self.keys.batch_results(batch_id), row.model_dump(mode="json"), time.time())
+
+    def open_row(self, batch_id: str, blob: bytes | str) -> ItemResult:
+        return ItemResult.model_validate(self.codec.decode(self.keys.batch_results(batch_id), _bytes(blob)).value)
+
     # --- the API and CLI: create, progress, results --------------------------------------------------
+
+    def planner(self, spec: BatchSpec) -> BatchPlanner:
+        """A batch planned from rows a chunk at a time (``BatchPlanner``)."""
+        return BatchPlanner(self, spec)
 
     async def create(
         self,
@@ -122,47 +212,74 @@ class BatchQueue:
         *,
         batch_id: str | None = None,
     ) -> str:
-        """Store a batch and put its items on the work stream; returns its id."""
+        """Store a batch planned beforehand and put its items on the work stream; returns its id."""
         batch_id = batch_id or new_batch_id()
+        await self.begin(batch_id, spec)
+        await self.add_errors(batch_id, row_errors)
+        for start in range(0, len(items), CHUNK):
+            await self.store_items(batch_id, items[start : start + CHUNK])
+        first_day = min((item.request.service.date for item in items), default=None)
+        await self.commit(batch_id, (item.item_id for item in items), rows, len(row_errors), first_day)
+        return batch_id
+
+    async def begin(self, batch_id: str, spec: BatchSpec) -> None:
+        """The batch's metadata, state "planning" (workers leave it unfinished until ``commit``)."""
         await self.ensure_group()
         meta = self.keys.batch(batch_id)
-        state = "running" if items else "done"
-        now = str(time.time())
         fields: dict[FieldT, EncodableT] = {
-            "state": state,
+            "state": "planning",
             "spec": spec.model_dump_json(),
-            "items": len(items),
-            "rows": rows,
-            "row_errors": len(row_errors),
+            "items": 0,
+            "rows": 0,
+            "row_errors": 0,
             "done": 0,
             "failed": 0,
             "retrying": 0,
-            "created_at": now,
+            "created_at": str(time.time()),
         }
-        if not items:
-            fields["finished_at"] = now
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(meta, mapping=fields)
-            for error in row_errors:
-                pipe.xadd(self.keys.batch_results(batch_id), {"r": error.model_dump_json()})
-            for key in (meta, self.keys.batch_results(batch_id)):
-                pipe.expire(key, self.ttl)
+            pipe.expire(meta, self.ttl)
             await pipe.execute()
-        for start in range(0, len(items), CHUNK):
-            await self._enqueue(batch_id, items[start : start + CHUNK])
-        return batch_id
 
-    async def _enqueue(self, batch_id: str, items: Sequence[BatchItem]) -> None:
+    async def add_errors(self, batch_id: str, row_errors: Sequence[ItemResult]) -> None:
+        if not row_errors:
+            return
+        results = self.keys.batch_results(batch_id)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self.keys.batch_items(batch_id), mapping={i.item_id: i.model_dump_json() for i in items})
-            pipe.expire(self.keys.batch_items(batch_id), self.ttl)
-            for item in items:
-                pipe.xadd(self.keys.batch_work, {"batch": batch_id, "item": item.item_id, "attempt": "1"})
+            for error in row_errors:
+                pipe.xadd(results, {"r": self.seal_row(batch_id, error)})
+            pipe.expire(results, self.ttl)
             await pipe.execute()
+
+    async def store_items(self, batch_id: str, items: Sequence[BatchItem]) -> None:
+        if not items:
+            return
+        key = self.keys.batch_items(batch_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, mapping={item.item_id: self.seal_item(batch_id, item) for item in items})
+            pipe.expire(key, self.ttl)
+            await pipe.execute()
+
+    async def commit(
+        self, batch_id: str, item_ids: Iterable[str], rows: int, row_errors: int, first_day: dt.date | None
+    ) -> None:
+        """Every item onto the work stream, then the counters and "running" (see ``_COMMIT``)."""
+        items = 0
+        for chunk in batched(item_ids, CHUNK):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for name in chunk:
+                    pipe.xadd(self.keys.batch_work, {"batch": batch_id, "item": name, "attempt": "1"})
+                await pipe.execute()
+            items += len(chunk)
+        await self._commit(
+            keys=[self.keys.batch(batch_id), self.keys.batch_planning(batch_id)],
+            args=[items, rows, row_errors, first_day.isoformat() if first_day else "", str(time.time())],
+        )
 
     async def progress(self, batch_id: str) -> BatchProgress | None:
         data = {_text(k): _text(v) for k, v in (await self.redis.hgetall(self.keys.batch(batch_id))).items()}
-        if not data:
+        if not data or data.get("state") == "planning":  # not accepted (yet): not a batch to its callers
             return None
         spec = BatchSpec.model_validate_json(data["spec"])
         numbers = {
@@ -178,6 +295,21 @@ class BatchQueue:
             **numbers,
         )
 
+    async def first_day(self, batch_id: str) -> dt.date | None:
+        """The earliest service date of the batch's items (None: no items, or a batch stored before it was kept)."""
+        raw = await self.redis.hget(self.keys.batch(batch_id), "first_day")
+        return dt.date.fromisoformat(_text(raw)) if raw and _text(raw) else None
+
+    async def batch_ids(self, *, count: int = 1000) -> list[str]:
+        """Every batch still stored (a SCAN of the keyspace: for a worker's start, not for a loop)."""
+        prefix = re.sub(r"([*?\[\]\\])", r"\\\1", self.keys.batch("x")[:-1])
+        found = []
+        async for raw in self.redis.scan_iter(match=prefix + "b" + "?" * 20, count=count):
+            batch_id = _text(raw)[len(self.keys.batch("x")) - 1 :]
+            if _BATCH_ID.fullmatch(batch_id):
+                found.append(batch_id)
+        return found
+
     async def spec(self, batch_id: str) -> BatchSpec | None:
         raw = await self.redis.hget(self.keys.batch(batch_id), "spec")
         return BatchSpec.model_validate_json(raw) if raw else None
@@ -188,7 +320,7 @@ class BatchQueue:
         while True:
             entries: Any = await self.redis.xrange(self.keys.batch_results(batch_id), start, "+", count=chunk)
             for entry_id, fields in entries:
-                yield ItemResult.model_validate_json(fields.get(b"r", fields.get("r")))
+                yield self.open_row(batch_id, fields.get(b"r", fields.get("r")))
                 start = "(" + _text(entry_id)
             if len(entries) < chunk:
                 return
@@ -210,7 +342,7 @@ class BatchQueue:
 
     async def item(self, entry: WorkEntry) -> BatchItem | None:
         raw = await self.redis.hget(self.keys.batch_items(entry.batch_id), entry.item_id)
-        return BatchItem.model_validate_json(raw) if raw else None
+        return self.open_item(entry.batch_id, entry.item_id, raw) if raw else None
 
     async def is_done(self, entry: WorkEntry) -> bool:
         member: Any = self.redis.sismember(self.keys.batch_done(entry.batch_id), entry.item_id)
@@ -232,10 +364,20 @@ class BatchQueue:
                 entry.entry_id,
                 "failed" if failed else "done",
                 str(time.time()),
-                *(row.model_dump_json() for row in rows),
+                *(self.seal_row(entry.batch_id, row) for row in rows),
             ],
         )
         await self.redis.expire(done_key, self.ttl)
+
+    async def keep_leases(self, consumer: str, entries: Sequence[WorkEntry]) -> int:
+        """Reset the idle time of ``entries`` this consumer still owns, so that a payer call that outlasts
+        ``claim_idle_seconds`` is not claimed (and asked again) by another worker; how many were kept."""
+        if not entries:
+            return 0
+        kept = await self._heartbeat(
+            keys=[self.keys.batch_work], args=[*(entry.entry_id for entry in entries), BATCH_GROUP, consumer]
+        )
+        return int(kept)
 
     async def acknowledge(self, entry: WorkEntry) -> None:
         await self.redis.xack(self.keys.batch_work, BATCH_GROUP, entry.entry_id)
@@ -261,3 +403,88 @@ class BatchQueue:
         """Seconds until the next retry is due (None: none waiting)."""
         first = await self.redis.zrange(self.keys.batch_retry, 0, 0, withscores=True)
         return max(0.0, float(first[0][1]) - time.time()) if first else None
+
+
+class BatchPlanner:
+    """A batch made from rows a chunk at a time, deduplicated in Redis so that memory does not grow with it.
+
+    ``add`` a chunk of rows and per-row errors, as many times as needed, then ``commit``: only then do the
+    workers see the items and callers the batch.  The planning map names each question by an HMAC with a
+    key that lives in this object only (it never holds patient data in clear, and is deleted at commit).
+    A planner that dies before ``commit`` leaves a batch nobody sees, gone after the batch TTL.
+    """
+
+    def __init__(self, queue: BatchQueue, spec: BatchSpec) -> None:
+        self.queue = queue
+        self.spec = spec
+        self.batch_id = new_batch_id()
+        self.items = self.rows = self.row_errors = 0
+        self.first_day: dt.date | None = None
+        self._salt = os.urandom(32)
+        self._begun = self._committed = False
+
+    def _question(self, identity: str) -> str:
+        return hmac.new(self._salt, identity.encode(), hashlib.sha256).hexdigest()[:32]
+
+    async def add(self, rows: Sequence[AppointmentRow], row_errors: Sequence[ItemResult] = ()) -> None:
+        if not self._begun:
+            await self.queue.begin(self.batch_id, self.spec)
+            self._begun = True
+        self.rows += len(rows) + len(row_errors)
+        self.row_errors += len(row_errors)
+        await self.queue.add_errors(self.batch_id, row_errors)
+        groups = group_rows(rows)
+        if groups:
+            await self._merge(groups)
+
+    async def _merge(self, groups: dict[str, Group]) -> None:
+        queue, batch_id = self.queue, self.batch_id
+        planning = queue.keys.batch_planning(batch_id)
+        questions = [self._question(identity) for identity in groups]
+        known: list[Any] = await queue.redis.hmget(planning, questions)
+        earlier = [_text(value) for value in known if value]
+        blobs: list[Any] = await queue.redis.hmget(queue.keys.batch_items(batch_id), earlier) if earlier else []
+        stored = {name: queue.open_item(batch_id, name, blob) for name, blob in zip(earlier, blobs, strict=True)}
+        items: list[BatchItem] = []
+        new: dict[FieldT, EncodableT] = {}
+        for question, value, group in zip(questions, known, groups.values(), strict=True):
+            if value:
+                name = _text(value)
+                merged = Group.of_item(stored[name])
+                merged.absorb(group)
+                items.append(merged.item(name))
+                continue
+            self.items += 1
+            name = new[question] = item_id(self.items)
+            items.append(group.item(name))
+            day = group.request.service.date
+            self.first_day = day if self.first_day is None else min(self.first_day, day)
+        await queue.store_items(batch_id, items)
+        if new:
+            async with queue.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(planning, mapping=new)
+                pipe.expire(planning, queue.ttl)
+                await pipe.execute()
+
+    async def __aenter__(self) -> BatchPlanner:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None and self._begun and not self._committed:
+            await self.abandon()
+
+    async def abandon(self) -> None:
+        """Forget what was planned (the input was refused, or planning failed)."""
+        keys, batch_id = self.queue.keys, self.batch_id
+        stored = (keys.batch, keys.batch_items, keys.batch_planning, keys.batch_results)
+        await self.queue.redis.delete(*(key(batch_id) for key in stored))
+
+    async def commit(self) -> str:
+        """Enqueue the items and make the batch visible; its id."""
+        if not self._begun:
+            await self.queue.begin(self.batch_id, self.spec)
+            self._begun = True
+        ids = (item_id(number) for number in range(1, self.items + 1))
+        await self.queue.commit(self.batch_id, ids, self.rows, self.row_errors, self.first_day)
+        self._committed = True
+        return self.batch_id

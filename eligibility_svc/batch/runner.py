@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,8 +26,10 @@ from eligibility_svc.batch.plan import (
     results_from_summary,
     retry_delay,
     retry_wanted,
+    unreadable_item,
 )
 from eligibility_svc.batch.queue import BatchQueue, WorkEntry
+from eligibility_svc.cache import CacheCorrupt
 from eligibility_svc.errors import EligibilityError
 from eligibility_svc.metrics import Metrics
 from eligibility_svc.service import EligibilityService
@@ -83,19 +86,38 @@ class BatchWorker:
         self.consumer = consumer or consumer_name()
         self.block_ms = block_ms
         self.processed = 0
+        self.batches: set[str] = set()  # batches this worker took items of (batch.gauges reads and prunes it)
+        self.ticked_at = time.monotonic()  # the consume loop's last step (the worker's /healthz)
         self._tasks: set[asyncio.Task[None]] = set()
         self._writeback: dict[str, bool] = {}
+        self._held: dict[str, WorkEntry] = {}  # entries in hand, by entry id (their leases are kept)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.queue.ensure_group()
+        leases = asyncio.create_task(self._keep_leases())
         try:
             while not stop.is_set():
                 await self.step()
         finally:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+            leases.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await leases
+
+    async def _keep_leases(self) -> None:
+        """While a payer call outlasts ``claim_idle_seconds`` its entry must not look abandoned: every third
+        of that time, the entries in hand are claimed again by this worker (their idle time reset)."""
+        interval = max(self.settings.claim_idle_seconds / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.queue.keep_leases(self.consumer, list(self._held.values()))
+            except Exception:  # Redis away for a moment: the next beat tries again
+                log.warning("batch worker could not renew its leases", exc_info=True)
 
     async def step(self) -> None:
+        self.ticked_at = time.monotonic()
         await self.queue.promote_due()
         free = self.settings.concurrency - len(self._tasks)
         if free <= 0:
@@ -106,6 +128,7 @@ class BatchWorker:
             self.consumer, free, claim_idle_seconds=self.settings.claim_idle_seconds, block_ms=block
         )
         for entry in entries:
+            self.batches.add(entry.batch_id)
             task = asyncio.create_task(self._guarded(entry))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -113,17 +136,24 @@ class BatchWorker:
             await asyncio.wait(self._tasks, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
 
     async def _guarded(self, entry: WorkEntry) -> None:
+        self._held[entry.entry_id] = entry
         try:
             await self.process(entry)
         except Exception:  # Redis failed mid-way: the entry stays pending and is claimed again
             log.exception("batch item %s/%s failed to process", entry.batch_id, entry.item_id)
+        finally:
+            self._held.pop(entry.entry_id, None)
 
     async def process(self, entry: WorkEntry) -> None:
         """One delivered entry: skipped when already done (a resume), else asked and recorded."""
         if await self.queue.is_done(entry):
             await self.queue.acknowledge(entry)
             return
-        item = await self.queue.item(entry)
+        try:
+            item = await self.queue.item(entry)
+        except CacheCorrupt as error:  # unreadable (a key rotated away, tampering): reported, never retried
+            await self.queue.finish(entry, [unreadable_item(entry.item_id, error)], failed=True)
+            return
         if item is None:  # the batch expired
             await self.queue.acknowledge(entry)
             return

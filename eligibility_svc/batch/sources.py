@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from eligibility_svc.athena.appointments import AppointmentQuery
 from eligibility_svc.athena.intake import AthenaIntake
-from eligibility_svc.batch.inputs import Parsed, athena_rows
-from eligibility_svc.batch.models import Action, AppointmentRow, ItemResult, RowError
+from eligibility_svc.batch.inputs import Parsed, RowFeed, athena_rows, kind_of
+from eligibility_svc.batch.models import Action, AppointmentRow, BatchSpec, ItemResult, RowError
+
+CHUNK_ROWS = 500  # rows planned at a time: what a batch's intake holds in memory
 
 
 class AthenaSource(BaseModel):
@@ -61,7 +64,18 @@ def split(parsed: Iterable[Parsed]) -> tuple[list[AppointmentRow], list[ItemResu
 
 
 async def read_athena(athena: AthenaIntake, source: AthenaSource) -> tuple[list[AppointmentRow], list[ItemResult]]:
-    """Booked appointments from athenaNet (paged), as rows and per-appointment errors."""
+    """Booked appointments from athenaNet (paged), as rows and per-appointment errors, all at once."""
+    rows: list[AppointmentRow] = []
+    errors: list[ItemResult] = []
+    async for chunk in athena_chunks(athena, source):
+        more_rows, more_errors = split(chunk)
+        rows += more_rows
+        errors += more_errors
+    return rows, errors
+
+
+async def athena_chunks(athena: AthenaIntake, source: AthenaSource) -> AsyncIterator[list[Parsed]]:
+    """Booked appointments from athenaNet, ``CHUNK_ROWS`` at a time, as athenaNet pages them in."""
     query = AppointmentQuery(
         practice_id=source.practice_id,
         start=source.start,
@@ -69,8 +83,46 @@ async def read_athena(athena: AthenaIntake, source: AthenaSource) -> tuple[list[
         department_ids=tuple(source.department_ids),
         provider_ids=tuple(source.provider_ids),
     )
-    parsed = [entry async for entry in athena_rows(athena.client, query, athena.settings)]
-    return split(parsed)
+    chunk: list[Parsed] = []
+    async for entry in athena_rows(athena.client, query, athena.settings):
+        chunk.append(entry)
+        if len(chunk) >= CHUNK_ROWS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def athena_spec(source: AthenaSource, *, writeback: bool) -> BatchSpec:
+    return BatchSpec(
+        source="athena",
+        practice_id=source.practice_id,
+        start=source.start,
+        end=source.end,
+        department_ids=source.department_ids,
+        writeback=writeback,
+    )
+
+
+def line_chunks(lines: Iterable[str], kind: str) -> Iterator[list[Parsed]]:
+    """Rows of a CSV or JSONL input read ``CHUNK_ROWS`` lines at a time (``RowFeed``)."""
+    feed = RowFeed(kind)
+    block: list[str] = []
+    for line in lines:
+        block.append(line)
+        if len(block) >= CHUNK_ROWS:
+            if parsed := feed.feed(block):
+                yield parsed
+            block = []
+    if parsed := feed.feed(block) + feed.close():
+        yield parsed
+
+
+async def file_chunks(path: Path) -> AsyncIterator[list[Parsed]]:
+    """A CSV or JSONL file (by its name), a chunk at a time."""
+    with path.open(encoding="utf-8-sig", newline="") as lines:
+        for chunk in line_chunks(lines, kind_of(path.name)):
+            yield chunk
 
 
 def tomorrow(today: dt.date) -> tuple[dt.date, dt.date]:

@@ -1,8 +1,10 @@
 """A real Prometheus server scraping a real ``eligibility-svc serve``, both on loopback, for the end-to-end test.
 
 ``ServiceProcess.start(env)`` runs ``eligibility-svc serve`` on a free port and waits for ``/healthz``;
-``PrometheusServer.start(workdir, target, rule_file)`` runs Debian's ``prometheus`` with a 1-second scrape
-of that target and our alert rules loaded, and waits until it is ready.  ``query()`` is its HTTP API's
+``ServiceProcess.start_worker(env)`` runs ``eligibility-svc worker`` with its metrics server on a free port
+and waits for its ``/healthz``; ``PrometheusServer.start(workdir, targets, rule_file)`` runs Debian's
+``prometheus`` with a 1-second scrape of those targets (job → address) and our alert rules loaded, and waits
+until it is ready.  ``query()`` is its HTTP API's
 instant query.  Both stop with SIGTERM (then SIGKILL) and keep their output in a log file for messages.
 """
 
@@ -89,20 +91,25 @@ class ServiceProcess:
     def start(cls, workdir: Path, env: dict[str, str]) -> ServiceProcess:
         """``eligibility-svc serve`` with ``env`` as its only ELIG_ configuration."""
         port = free_port()
+        return cls._run(workdir / "service.log", env, port, ["serve", "--host", "127.0.0.1", "--port", str(port)])
+
+    @classmethod
+    def start_worker(cls, workdir: Path, env: dict[str, str]) -> ServiceProcess:
+        """``eligibility-svc worker`` with ``env``; ``port`` and ``url`` are its metrics server's."""
+        port = free_port()
+        return cls._run(workdir / "worker.log", env, port, ["worker", "--metrics-port", str(port)])
+
+    @classmethod
+    def _run(cls, log: Path, env: dict[str, str], port: int, args: list[str]) -> ServiceProcess:
         environment = {name: value for name, value in os.environ.items() if not name.startswith("ELIG_")}
         environment.update(env)
         script = Path(sys.executable).parent / "eligibility-svc"
         argv = [str(script)] if script.exists() else [sys.executable, "-m", "eligibility_svc"]
-        log = workdir / "service.log"
         with log.open("wb") as out:
-            process = subprocess.Popen(
-                [*argv, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=environment,
-            )
+            process = subprocess.Popen([*argv, *args], stdout=out, stderr=subprocess.STDOUT, env=environment)
         service = cls(process, port, log)
-        _wait(lambda: http_get(f"{service.url}/healthz", timeout=2)[0] == 200, "eligibility-svc", process, log)
+        what = f"eligibility-svc {args[0]}"
+        _wait(lambda: http_get(f"{service.url}/healthz", timeout=2)[0] == 200, what, process, log)
         return service
 
     def stop(self) -> int:
@@ -120,12 +127,14 @@ class PrometheusServer:
         return f"http://127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls, workdir: Path, *, job: str, target: str, rule_file: Path) -> PrometheusServer:
-        """Scrape ``target`` every second as ``job``, with the rules of ``rule_file`` evaluated every second."""
+    def start(cls, workdir: Path, *, targets: dict[str, str], rule_file: Path) -> PrometheusServer:
+        """Scrape each target (job → address) every second, with the rules of ``rule_file`` evaluated every second."""
         config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(rule_file)],
-            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}],
+            "scrape_configs": [
+                {"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in targets.items()
+            ],
         }
         config_path = workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))

@@ -103,6 +103,62 @@ SERVICE_MONITOR_SPEC = _closed(
     required=("selector", "endpoints"),
 )
 
+_RELABEL_ACTIONS = [
+    "replace", "keep", "drop", "hashmod", "labelmap", "labeldrop", "labelkeep", "lowercase", "uppercase",
+    "keepequal", "dropequal",
+]  # fmt: skip
+_RELABELING = _closed(
+    {
+        "action": {"enum": _RELABEL_ACTIONS + [a.capitalize() for a in _RELABEL_ACTIONS]},
+        "sourceLabels": {"type": "array", "items": _STR},
+        "separator": _STR,
+        "targetLabel": _STR,
+        "regex": _STR,
+        "modulus": {"type": "integer", "minimum": 0},
+        "replacement": _STR,
+    }
+)
+
+# PodMonitor endpoints: the ServiceMonitor's fields, the port by name or number, relabelings typed.
+_POD_ENDPOINT = _closed(
+    {
+        **{name: schema for name, schema in _ENDPOINT["properties"].items() if name != "bearerTokenFile"},
+        "portNumber": {"type": "integer", "minimum": 1, "maximum": 65535},
+        "relabelings": {"type": "array", "items": _RELABELING},
+        "metricRelabelings": {"type": "array", "items": _RELABELING},
+    }
+)
+
+POD_MONITOR_SPEC = _closed(
+    {
+        "selector": _LABEL_SELECTOR,
+        "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": _POD_ENDPOINT},
+        "namespaceSelector": SERVICE_MONITOR_SPEC["properties"]["namespaceSelector"],
+        "jobLabel": _STR,
+        "podTargetLabels": {"type": "array", "items": _STR},
+        "sampleLimit": {"type": "integer", "minimum": 0},
+        **_names(
+            "attachMetadata",
+            "bodySizeLimit",
+            "convertClassicHistogramsToNHCB",
+            "fallbackScrapeProtocol",
+            "keepDroppedTargets",
+            "labelLimit",
+            "labelNameLengthLimit",
+            "labelValueLengthLimit",
+            "nativeHistogramBucketLimit",
+            "nativeHistogramMinBucketFactor",
+            "scrapeClass",
+            "scrapeClassicHistograms",
+            "scrapeNativeHistograms",
+            "scrapeProtocols",
+            "selectorMechanism",
+            "targetLimit",
+        ),
+    },
+    required=("selector", "podMetricsEndpoints"),
+)
+
 _DURATION = {
     "type": "string",
     "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?)$",
@@ -149,6 +205,7 @@ PROMETHEUS_RULE_SPEC = _closed(
 
 CUSTOM_SPECS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR_SPEC,
+    ("monitoring.coreos.com/v1", "PodMonitor"): POD_MONITOR_SPEC,
     ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULE_SPEC,
 }
 
