@@ -24,11 +24,11 @@ from eligibility_svc.api.state import RUNTIME
 from eligibility_svc.app_state import Runtime
 from eligibility_svc.batch.inputs import Parsed, RowFeed
 from eligibility_svc.batch.memory import MemoryBatches
-from eligibility_svc.batch.models import AppointmentRow, BatchProgress, BatchSpec, ItemResult
+from eligibility_svc.batch.models import BatchProgress, BatchSpec, ItemResult
 from eligibility_svc.batch.plan import plan_items
 from eligibility_svc.batch.queue import BatchQueue
 from eligibility_svc.batch.report import ReportData, csv_lines, render_html
-from eligibility_svc.batch.sources import CHUNK_ROWS, AthenaBatchBody, athena_chunks, athena_spec, split
+from eligibility_svc.batch.sources import CHUNK_ROWS, AthenaBatchBody, athena_chunks, athena_spec, gather_rows, split
 from eligibility_svc.errors import ConfigurationError, NotFound, RequestInvalid, RequestMalformed, RequestTooLarge
 
 BATCHES = "/v1/batches"
@@ -117,12 +117,7 @@ async def _start_in_memory(
     request: web.Request, runtime: Runtime, spec: BatchSpec, chunks: AsyncIterator[list[Parsed]], *, athena: bool
 ) -> str:
     """The embedded default: the whole batch in this process (bounded by the upload limit)."""
-    rows: list[AppointmentRow] = []
-    errors: list[ItemResult] = []
-    async for chunk in chunks:
-        more_rows, more_errors = split(chunk)
-        rows += more_rows
-        errors += more_errors
+    rows, errors = await gather_rows(chunks)
     if not rows and not errors and not athena:
         raise _no_rows()
     memory = request.app[MEMORY_BATCHES]

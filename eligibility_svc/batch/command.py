@@ -14,13 +14,20 @@ from typing import TextIO
 
 from eligibility_svc.app_state import Runtime, build_runtime
 from eligibility_svc.batch.inputs import Parsed, kind_of
-from eligibility_svc.batch.models import AppointmentRow, BatchItem, BatchSpec, ItemResult
+from eligibility_svc.batch.models import BatchItem, BatchSpec, ItemResult
 from eligibility_svc.batch.plan import plan_items
 from eligibility_svc.batch.progress import ProgressPrinter, Snapshot
 from eligibility_svc.batch.queue import BatchQueue, new_batch_id, queue_redis
 from eligibility_svc.batch.report import ReportData, render_html
 from eligibility_svc.batch.runner import run_in_process
-from eligibility_svc.batch.sources import AthenaSource, athena_chunks, athena_spec, file_chunks, split
+from eligibility_svc.batch.sources import (
+    AthenaSource,
+    athena_chunks,
+    athena_spec,
+    file_chunks,
+    gather_rows,
+    split,
+)
 from eligibility_svc.errors import ConfigurationError
 from eligibility_svc.settings import Settings
 
@@ -57,12 +64,7 @@ async def run_batch(
         chunks = source_chunks(runtime, source)
         spec = source_spec(source, writeback=options.writeback)
         if runtime.redis is None:
-            rows: list[AppointmentRow] = []
-            errors: list[ItemResult] = []
-            async for chunk in chunks:
-                more_rows, more_errors = split(chunk)
-                rows += more_rows
-                errors += more_errors
+            rows, errors = await gather_rows(chunks)
             return await _embedded(runtime, plan_items(rows), errors, options, stream)
         assert settings.redis_url is not None
         redis = queue_redis(settings.redis_url)

@@ -65,9 +65,14 @@ def split(parsed: Iterable[Parsed]) -> tuple[list[AppointmentRow], list[ItemResu
 
 async def read_athena(athena: AthenaIntake, source: AthenaSource) -> tuple[list[AppointmentRow], list[ItemResult]]:
     """Booked appointments from athenaNet (paged), as rows and per-appointment errors, all at once."""
+    return await gather_rows(athena_chunks(athena, source))
+
+
+async def gather_rows(chunks: AsyncIterator[list[Parsed]]) -> tuple[list[AppointmentRow], list[ItemResult]]:
+    """Every chunk's rows and row errors, held in memory (the embedded default's in-process batches)."""
     rows: list[AppointmentRow] = []
     errors: list[ItemResult] = []
-    async for chunk in athena_chunks(athena, source):
+    async for chunk in chunks:
         more_rows, more_errors = split(chunk)
         rows += more_rows
         errors += more_errors

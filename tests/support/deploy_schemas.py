@@ -37,6 +37,27 @@ def _names(*names: str) -> dict[str, Any]:
     return {name: {} for name in names}
 
 
+# Scrape settings a ServiceMonitor and a PodMonitor share (accepted, not checked further).
+_SCRAPE_SETTINGS = (
+    "attachMetadata",
+    "bodySizeLimit",
+    "convertClassicHistogramsToNHCB",
+    "fallbackScrapeProtocol",
+    "keepDroppedTargets",
+    "labelLimit",
+    "labelNameLengthLimit",
+    "labelValueLengthLimit",
+    "nativeHistogramBucketLimit",
+    "nativeHistogramMinBucketFactor",
+    "scrapeClass",
+    "scrapeClassicHistograms",
+    "scrapeNativeHistograms",
+    "scrapeProtocols",
+    "selectorMechanism",
+    "targetLimit",
+)
+
+
 _LABEL_SELECTOR = _closed({"matchLabels": _STR_MAP, "matchExpressions": {"type": "array"}})
 
 _ENDPOINT = _closed(
@@ -80,25 +101,7 @@ SERVICE_MONITOR_SPEC = _closed(
         "targetLabels": {"type": "array", "items": _STR},
         "podTargetLabels": {"type": "array", "items": _STR},
         "sampleLimit": {"type": "integer", "minimum": 0},
-        **_names(
-            "attachMetadata",
-            "bodySizeLimit",
-            "convertClassicHistogramsToNHCB",
-            "fallbackScrapeProtocol",
-            "keepDroppedTargets",
-            "labelLimit",
-            "labelNameLengthLimit",
-            "labelValueLengthLimit",
-            "nativeHistogramBucketLimit",
-            "nativeHistogramMinBucketFactor",
-            "scrapeClass",
-            "scrapeClassicHistograms",
-            "scrapeNativeHistograms",
-            "scrapeProtocols",
-            "selectorMechanism",
-            "serviceDiscoveryRole",
-            "targetLimit",
-        ),
+        **_names(*_SCRAPE_SETTINGS, "serviceDiscoveryRole"),
     },
     required=("selector", "endpoints"),
 )
@@ -137,24 +140,7 @@ POD_MONITOR_SPEC = _closed(
         "jobLabel": _STR,
         "podTargetLabels": {"type": "array", "items": _STR},
         "sampleLimit": {"type": "integer", "minimum": 0},
-        **_names(
-            "attachMetadata",
-            "bodySizeLimit",
-            "convertClassicHistogramsToNHCB",
-            "fallbackScrapeProtocol",
-            "keepDroppedTargets",
-            "labelLimit",
-            "labelNameLengthLimit",
-            "labelValueLengthLimit",
-            "nativeHistogramBucketLimit",
-            "nativeHistogramMinBucketFactor",
-            "scrapeClass",
-            "scrapeClassicHistograms",
-            "scrapeNativeHistograms",
-            "scrapeProtocols",
-            "selectorMechanism",
-            "targetLimit",
-        ),
+        **_names(*_SCRAPE_SETTINGS),
     },
     required=("selector", "podMetricsEndpoints"),
 )
