@@ -21,6 +21,8 @@ patient's key does not decrypt.  An undecodable entry is a miss, reported throug
 Redis is optional at run time: every call has a deadline (client socket timeouts plus an overall
 one), failures become ``CacheUnavailable`` at this edge, are counted through the hook and read as a
 miss (or a no-op for writes), and the client reconnects by itself when Redis comes back.
+``get_many`` (one MGET) and ``set_many`` (one pipeline, not a transaction) save round trips for
+entries read or written together, under the same deadline and translation.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -303,6 +306,33 @@ def _entry(document: bytes) -> CacheEntry:
 # --- the seam -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class CacheWrite:
+    """One entry for ``Cache.set_many``: as ``Cache.set``'s arguments."""
+
+    key: str
+    value: JsonObject
+    ttl_seconds: float
+    attachment: bytes = b""
+
+
+class Fetched:
+    """An entry read by ``Cache.get_many`` and decoded only when ``entry()`` is asked (once): a read
+    that fetched a second key just in case pays for decoding it only when it is used."""
+
+    __slots__ = ("_decode", "_entry")
+
+    def __init__(self, decode: Callable[[], CacheEntry | None] | None = None, entry: CacheEntry | None = None) -> None:
+        self._decode = decode
+        self._entry = entry
+
+    def entry(self) -> CacheEntry | None:
+        """The entry if present, unexpired and readable (as ``Cache.get`` returns it)."""
+        if self._decode is not None:
+            self._entry, self._decode = self._decode(), None
+        return self._entry
+
+
 class Cache(Protocol):
     """Where answers are kept.  Never raises for an unavailable store: a miss, or a no-op."""
 
@@ -310,9 +340,18 @@ class Cache(Protocol):
         """The entry at ``key`` if present, unexpired and readable."""
         ...
 
+    async def get_many(self, keys: Sequence[str]) -> list[Fetched]:
+        """The entries at ``keys``, in order, read at once (one Redis round trip) and decoded when asked."""
+        ...
+
     async def set(self, key: str, value: JsonObject, ttl_seconds: float, *, attachment: bytes = b"") -> bool:
         """Keep ``value`` (and ``attachment``, see ``ValueCodec``) for ``ttl_seconds`` (nothing kept
         when <= 0); whether it was kept."""
+        ...
+
+    async def set_many(self, writes: Sequence[CacheWrite]) -> list[bool]:
+        """``set`` for each of ``writes``, in order, at once (one Redis round trip); whether each was kept.
+        A store that fails part-way reports none kept (it cannot tell which were)."""
         ...
 
     async def delete(self, key: str) -> None: ...
@@ -406,6 +445,9 @@ class RedisCache:
             blob = await self.gate.call("get", self._redis.get(key))
         except CacheUnavailable:
             return None
+        return self._decoded(key, blob)
+
+    def _decoded(self, key: str, blob: bytes | str | None) -> CacheEntry | None:
         if blob is None:
             return None
         try:
@@ -414,6 +456,15 @@ class RedisCache:
             # Not deleted: during a key rotation another replica may still read it.
             self.gate.report("decode", exc)
             return None
+
+    async def get_many(self, keys: Sequence[str]) -> list[Fetched]:
+        if not keys:
+            return []
+        try:
+            blobs: list[Any] = await self.gate.call("mget", self._redis.mget(keys))
+        except CacheUnavailable:
+            return [Fetched() for _ in keys]
+        return [Fetched(partial(self._decoded, key, blob)) for key, blob in zip(keys, blobs, strict=True)]
 
     async def set(self, key: str, value: JsonObject, ttl_seconds: float, *, attachment: bytes = b"") -> bool:
         milliseconds = int(ttl_seconds * 1000)
@@ -426,6 +477,23 @@ class RedisCache:
             return False
         return True
 
+    async def set_many(self, writes: Sequence[CacheWrite]) -> list[bool]:
+        """One pipeline (not a transaction: Redis runs the SETs in order, and each stands alone)."""
+        now = time.time()
+        kept = [int(write.ttl_seconds * 1000) > 0 for write in writes]
+        if not any(kept):
+            return kept
+        pipe = self._redis.pipeline(transaction=False)
+        for write, keep in zip(writes, kept, strict=True):
+            if keep:
+                blob = self._codec.encode(write.key, write.value, now, write.attachment)
+                pipe.set(write.key, blob, px=int(write.ttl_seconds * 1000))
+        try:
+            await self.gate.call("set_many", _executed(pipe))
+        except CacheUnavailable:
+            return [False] * len(writes)
+        return kept
+
     async def delete(self, key: str) -> None:
         try:
             await self.gate.call("delete", self._redis.delete(key))
@@ -437,6 +505,13 @@ class RedisCache:
             return bool(await self.gate.call("ping", self._redis.ping()))
         except CacheUnavailable:
             return False
+
+
+async def _executed(pipe: Any) -> list[Any]:
+    """Run a pipeline and give its connection back, also when it fails or its deadline passes."""
+    async with pipe:
+        result: list[Any] = await pipe.execute()
+        return result
 
 
 # --- in memory ------------------------------------------------------------------------------------
@@ -475,6 +550,9 @@ class MemoryCache:
         self._entries.move_to_end(key)
         return self._codec.decode(key, blob)
 
+    async def get_many(self, keys: Sequence[str]) -> list[Fetched]:
+        return [Fetched(entry=await self.get(key)) for key in keys]
+
     async def set(self, key: str, value: JsonObject, ttl_seconds: float, *, attachment: bytes = b"") -> bool:
         if ttl_seconds <= 0:
             return False
@@ -484,6 +562,9 @@ class MemoryCache:
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
         return True
+
+    async def set_many(self, writes: Sequence[CacheWrite]) -> list[bool]:
+        return [await self.set(w.key, w.value, w.ttl_seconds, attachment=w.attachment) for w in writes]
 
     async def delete(self, key: str) -> None:
         self._entries.pop(key, None)

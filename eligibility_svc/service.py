@@ -4,12 +4,14 @@
 
     verify(request)
       check_inquiry ─► exact cache entry ──────────────── may serve? ──► answer (cached, age)
-                    └► coverage entry (same patient/payer/provider/dates, an STC 30 inquiry)
+                    └► coverage entry (same patient/payer/provider/dates, an STC 30 inquiry; read with
+                         the exact one in one MGET, decoded only when the exact one cannot serve)
                          holds the rows the new codes need? ─► re-interpret its 271 ──► answer (reuse)
                     └► single-flight (Redis across replicas, or this process)
                          control number ─► build 270 ─► validate 270 (strict, or x12.validate_outgoing=always)
                          ─► transport.exchange (CORE 156 deadline)
-                         ─► validate 271 ─► parse ─► summarize ─► check record ─► cache (TTL policy)
+                         ─► validate 271 ─► parse ─► summarize ─► check record + cache (TTL policy),
+                            one pipeline when both are in Redis
       write-back (when asked) ─► WriteBackSink.enqueue ─► the record's ``writeback`` state
 
 The seams (cache, transport, single-flight, control numbers, check records, write-back) are passed
@@ -49,7 +51,7 @@ from typing import Any, Literal, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from eligibility_svc.cache import Cache, CacheEntry, CheckDigests, JsonObject, check_digests, inquiry_codes
+from eligibility_svc.cache import Cache, CacheEntry, CacheWrite, CheckDigests, JsonObject, check_digests, inquiry_codes
 from eligibility_svc.cache_policy import (
     TtlPolicy,
     entry_age,
@@ -521,10 +523,24 @@ class CheckStore:
 
     async def save(self, record: CheckRecord) -> None:
         """Keep ``record``; never raises for an unavailable store."""
-        key = self._keys.check(record.check_id)
-        value = record.model_dump(mode="json")
-        if not await self._store.set(key, value, self.ttl_seconds) and self._fallback is not None:
-            await self._fallback.set(key, value, self.ttl_seconds)
+        write = self.write(record)
+        if not await self._store.set(write.key, write.value, write.ttl_seconds):
+            await self.keep_here(record)
+
+    def write(self, record: CheckRecord) -> CacheWrite:
+        """What ``save`` writes to the store, for a caller batching it with other writes to ``store``
+        (see ``stored_in``); when the store did not keep it, the caller calls ``keep_here``."""
+        return CacheWrite(self._keys.check(record.check_id), record.model_dump(mode="json"), self.ttl_seconds)
+
+    def stored_in(self, cache: Cache) -> bool:
+        """Whether records go to ``cache`` (so writes to both can go together)."""
+        return self._store is cache
+
+    async def keep_here(self, record: CheckRecord) -> None:
+        """Keep ``record`` in the fallback (this process): the store did not keep it."""
+        if self._fallback is not None:
+            write = self.write(record)
+            await self._fallback.set(write.key, write.value, write.ttl_seconds)
 
     async def load(self, check_id: str) -> CheckRecord | None:
         """The record of ``check_id``, or ``None`` when unknown, expired or unreadable."""
@@ -688,7 +704,11 @@ class EligibilityService:
 
     async def _from_cache(self, request: EligibilityRequest, digests: CheckDigests, *, model: bool) -> _Answer | None:
         """The exact entry if it may serve, else a reuse of the coverage entry, else ``None``."""
-        entry = await self._cache.get(self._keys.cache_entry(digests.exact))
+        # Both entries in one round trip; the coverage entry is decoded only when the exact one cannot serve.
+        exact, coverage = await self._cache.get_many(
+            (self._keys.cache_entry(digests.exact), self._keys.coverage_entry(digests.coverage))
+        )
+        entry = exact.entry()
         now = self._clock()
         result = lookup_result(entry, request, now)
         if result == "hit" and entry is not None:
@@ -697,7 +717,7 @@ class EligibilityService:
                 self._metrics.count_cache("hit")
                 return answer
             result = "miss"  # unreadable: as if absent
-        reused = await self._reuse(request, digests, now)
+        reused = await self._reuse(request, coverage.entry(), now)
         self._metrics.count_cache("reuse" if reused is not None else result)
         return reused
 
@@ -723,9 +743,8 @@ class EligibilityService:
 
     # --- coverage-aware reuse -------------------------------------------------------------------
 
-    async def _reuse(self, request: EligibilityRequest, digests: CheckDigests, now: float) -> _Answer | None:
-        """Answer from the kept general 271 of the same patient/payer/provider/dates, when it can."""
-        entry = await self._cache.get(self._keys.coverage_entry(digests.coverage))
+    async def _reuse(self, request: EligibilityRequest, entry: CacheEntry | None, now: float) -> _Answer | None:
+        """Answer from ``entry``, the kept general 271 of the same patient/payer/provider/dates, when it can."""
         if entry is None:
             return None
         age = entry_age(entry.stored_at, now)
@@ -805,17 +824,30 @@ class EligibilityService:
         x12_271: str,
         findings: Sequence[ValidationFinding],
     ) -> None:
-        """Record the check first (so anyone served from the cache can fetch it), then cache it."""
-        await self._checks.save(self._record(summary, "fresh", findings))
+        """Record the check first (so anyone served from the cache can fetch it), then cache it.
+
+        When the records live in the answer cache (Redis), all of it is one pipeline: Redis applies
+        its SETs in order, so the record is still stored before the entries that name it."""
+        record = self._record(summary, "fresh", findings)
         ttl = ttl_seconds(summary, last_service_day(request), self._now(), self._policy)
-        if ttl <= 0:
+        writes: list[CacheWrite] = []
+        if ttl > 0:
+            kept_summary = KeptSummary.of(summary)
+            exact_key = self._keys.cache_entry(digests.exact)
+            writes.append(CacheWrite(exact_key, kept_summary.value(), ttl, kept_summary.body))
+            if is_general_inquiry(request):
+                kept = coverage_entry(summary, x12_271, request, findings)
+                writes.append(
+                    CacheWrite(self._keys.coverage_entry(digests.coverage), kept.model_dump(mode="json"), ttl)
+                )
+        if not self._checks.stored_in(self._cache):
+            await self._checks.save(record)
+            if writes:
+                await self._cache.set_many(writes)
             return
-        kept_summary = KeptSummary.of(summary)
-        exact_key = self._keys.cache_entry(digests.exact)
-        await self._cache.set(exact_key, kept_summary.value(), ttl, attachment=kept_summary.body)
-        if is_general_inquiry(request):
-            kept = coverage_entry(summary, x12_271, request, findings)
-            await self._cache.set(self._keys.coverage_entry(digests.coverage), kept.model_dump(mode="json"), ttl)
+        stored = await self._cache.set_many([self._checks.write(record), *writes])
+        if not stored[0]:
+            await self._checks.keep_here(record)
 
     def _record(
         self, summary: CoverageSummary, source: Literal["fresh", "reuse"], findings: Sequence[ValidationFinding]

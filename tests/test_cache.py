@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from eligibility_svc.cache import (
     CacheCorrupt,
     CacheUnavailable,
+    CacheWrite,
     MemoryCache,
     RedisCache,
     RedisGate,
@@ -382,6 +383,96 @@ async def test_stuck_redis_is_bounded_by_the_timeout(disposable_redis: RedisServ
     finally:
         disposable_redis.resume()
         await client.aclose()
+
+
+async def test_set_many_is_one_pipeline_and_get_many_one_mget(redis_client: Redis) -> None:
+    cache = RedisCache(redis_client, codec=ValueCodec([aes_key()]))
+    writes = [
+        CacheWrite("elig:cache:m1", {"a": 1}, 60, b"attached"),
+        CacheWrite("elig:cache:m0", {"a": 0}, 0),  # kept nowhere, as with set
+        CacheWrite("elig:cache:m2", {"b": 2}, 30),
+    ]
+    assert await cache.set_many(writes) == [True, False, True]
+    assert 29_000 < await redis_client.pttl("elig:cache:m2") <= 30_000
+    assert await redis_client.exists("elig:cache:m0") == 0
+    fetched = await cache.get_many(["elig:cache:m1", "elig:cache:absent", "elig:cache:m2"])
+    first, absent, second = (item.entry() for item in fetched)
+    assert first is not None
+    assert (first.value, first.attachment) == ({"a": 1}, b"attached")
+    assert absent is None
+    assert second is not None
+    assert second.value == {"b": 2}
+    assert await cache.set_many([]) == []
+    assert await cache.get_many([]) == []
+
+
+async def test_get_many_decodes_only_what_is_asked(redis_client: Redis) -> None:
+    errors = Errors()
+    cache = RedisCache(redis_client, gate=RedisGate(on_error=errors))
+    await cache.set("elig:cache:fine", {"a": 1}, 60)
+    await redis_client.set("elig:cache:garbage", b"not ours")
+    fine, garbage = await cache.get_many(["elig:cache:fine", "elig:cache:garbage"])
+    assert fine.entry() is not None
+    assert errors.operations == []  # the unreadable one was fetched but never looked at
+    assert garbage.entry() is None
+    assert garbage.entry() is None
+    assert errors.operations == ["decode"]  # decoded once
+
+
+async def test_set_many_and_get_many_without_redis_are_a_counted_no_op(disposable_redis: RedisServer) -> None:
+    errors = Errors()
+    client = make_redis(disposable_redis.url)
+    cache = RedisCache(client, gate=RedisGate(on_error=errors))
+    try:
+        writes = [CacheWrite("elig:cache:a", {"a": 1}, 60), CacheWrite("elig:cache:b", {"b": 1}, 60)]
+        assert await cache.set_many(writes) == [True, True]
+        disposable_redis.kill()
+        assert await cache.set_many(writes) == [False, False]
+        assert [item.entry() for item in await cache.get_many(["elig:cache:a", "elig:cache:b"])] == [None, None]
+        assert errors.operations == ["set_many", "mget"]
+        disposable_redis.start()
+        assert await cache.set_many(writes) == [True, True]
+    finally:
+        await client.aclose()
+
+
+async def test_a_stuck_pipeline_is_bounded_and_leaves_no_answer_behind(disposable_redis: RedisServer) -> None:
+    errors = Errors()
+    client = make_redis(disposable_redis.url, max_connections=1)  # the one connection is reused after
+    cache = RedisCache(client, gate=RedisGate(timeout=0.5, on_error=errors))
+    try:
+        await cache.set("elig:cache:k", {"a": 1}, 60)
+        disposable_redis.pause()
+        started = time.perf_counter()
+        writes = [CacheWrite("elig:cache:k", {"a": 2}, 60), CacheWrite("elig:cache:j", {"j": 1}, 60)]
+        assert await cache.set_many(writes) == [False, False]
+        assert time.perf_counter() - started < 0.9
+        disposable_redis.resume()
+        # The abandoned pipeline's replies must not be read as the answers to later calls.
+        entry = await cache.get("elig:cache:j")
+        assert entry is None or entry.value == {"j": 1}
+        fetched = await cache.get_many(["elig:cache:k", "elig:cache:nothing"])
+        kept = fetched[0].entry()
+        assert kept is not None
+        assert kept.value in ({"a": 1}, {"a": 2})
+        assert fetched[1].entry() is None
+        assert errors.operations == ["set_many"]
+    finally:
+        disposable_redis.resume()
+        await client.aclose()
+
+
+async def test_memory_cache_set_many_and_get_many() -> None:
+    clock = Clock()
+    cache = MemoryCache(clock=clock)
+    assert await cache.set_many([CacheWrite("a", {"a": 1}, 10), CacheWrite("b", {"b": 1}, 0)]) == [True, False]
+    fetched = await cache.get_many(["a", "b"])
+    entry = fetched[0].entry()
+    assert entry is not None
+    assert entry.value == {"a": 1}
+    assert fetched[1].entry() is None
+    clock.now += 11
+    assert [item.entry() for item in await cache.get_many(["a"])] == [None]
 
 
 # --- in memory ------------------------------------------------------------------------------------------

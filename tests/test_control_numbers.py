@@ -48,9 +48,29 @@ async def test_a_fresh_counter_starts_from_the_clock(redis_client: Redis) -> Non
     first, second = await source.next(), await source.next()
     assert first == wrap(1_700_000_000_000 + 1)
     assert second == first + 1
-    # Once the counter exists the clock no longer matters.
+    # Once the counter exists the clock no longer matters: another replica gets the next block.
     later = RedisControlNumbers(redis_client, KEYS, clock=lambda: 1_900_000_000.0)
-    assert await later.next() == first + 2
+    assert await later.next() == first + source.block
+
+
+async def test_a_block_costs_one_redis_call_however_many_ask_at_once(redis_client: Redis) -> None:
+    source = RedisControlNumbers(redis_client, KEYS, clock=lambda: 1.0, block=10)
+    numbers = await asyncio.gather(*(source.next() for _ in range(25)))
+    assert sorted(numbers) == list(range(1001, 1026))
+    # three blocks reserved (25 numbers in blocks of 10), not 25 increments
+    assert await redis_client.get(KEYS.control_counter()) == b"1030"
+
+
+async def test_replicas_with_blocks_interleave_but_never_repeat(redis_url: str) -> None:
+    clients = [make_redis(redis_url) for _ in range(3)]
+    try:
+        sources = [RedisControlNumbers(client, KEYS, block=7) for client in clients]
+        numbers = [await sources[i % 3].next() for i in range(300)]
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert len(set(numbers)) == 300
+    assert numbers != sorted(numbers)  # unique, not ordered across replicas (see the module docstring)
 
 
 async def test_the_counter_wraps_after_nine_nines(redis_client: Redis) -> None:
@@ -74,10 +94,14 @@ async def test_without_redis_numbers_come_from_the_fallback(disposable_redis: Re
         KEYS,
         gate=RedisGate(on_error=lambda operation, _: errors.append(operation)),
         fallback=MemoryControlNumbers(start=42),
+        block=2,
     )
     try:
-        assert 1 <= await source.next() <= MAX_CONTROL_NUMBER
+        first = await source.next()
+        assert 1 <= first <= MAX_CONTROL_NUMBER
         disposable_redis.kill()
+        assert await source.next() == wrap(first + 1)  # reserved before Redis went: still ours
+        assert errors == []
         assert [await source.next(), await source.next()] == [42, 43]
         assert errors == ["control_number", "control_number"]
         disposable_redis.start()
@@ -90,3 +114,21 @@ async def test_memory_numbers_are_sequential_and_wrap() -> None:
     source = MemoryControlNumbers(start=MAX_CONTROL_NUMBER - 1)
     assert [await source.next() for _ in range(3)] == [MAX_CONTROL_NUMBER - 1, MAX_CONTROL_NUMBER, 1]
     assert 1 <= await MemoryControlNumbers().next() <= MAX_CONTROL_NUMBER
+
+
+async def test_callers_waiting_on_a_failed_reservation_fall_back_at_once(disposable_redis: RedisServer) -> None:
+    errors: list[str] = []
+    client = make_redis(disposable_redis.url)
+    source = RedisControlNumbers(
+        client,
+        KEYS,
+        gate=RedisGate(on_error=lambda operation, _: errors.append(operation)),
+        fallback=MemoryControlNumbers(start=500),
+    )
+    disposable_redis.kill()
+    try:
+        numbers = await asyncio.gather(*(source.next() for _ in range(20)))
+    finally:
+        await client.aclose()
+    assert sorted(numbers) == list(range(500, 520))
+    assert errors == ["control_number"]  # one attempt; those who waited on it did not try again

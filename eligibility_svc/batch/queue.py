@@ -7,9 +7,10 @@
     commit   XADD batch:work {batch, item, attempt} for every item, then the counters and state "running"
     create   both at once for items planned beforehand (``plan.plan_items``)
     take     XAUTOCLAIM entries idle past ``claim_idle_seconds`` (a dead worker's), else XREADGROUP new ones
+    pending  SISMEMBER batch:{id}:done and HGET batch:{id}:items in one pipeline: done already, or the item
     finish   one script: SADD batch:{id}:done item → only the first time: XADD the result rows, count done/failed
-             (and the batch "done" when all are); XACK always.  A redelivered item that is already in the done
-             set is acknowledged without calling the payer again.
+             (and the batch "done" when all are); EXPIRE of the done set and XACK always.  A redelivered item
+             that is already in the done set is acknowledged without calling the payer again.
     retry    the payer was down: ZADD batch:retry (due time) and XACK, so the worker goes on with other payers;
     promote  a script moves due retries back onto the work stream (ZREM first: one worker promotes each)
 
@@ -46,7 +47,7 @@ _BATCH_ID = re.compile(r"^b[0-9a-f]{20}$")  # new_batch_id()
 
 _FINISH = """
 if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
-  for i = 6, #ARGV do redis.call('XADD', KEYS[3], '*', 'r', ARGV[i]) end
+  for i = 7, #ARGV do redis.call('XADD', KEYS[3], '*', 'r', ARGV[i]) end
   redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
   local done = tonumber(redis.call('HGET', KEYS[2], 'done') or '0')
   local failed = tonumber(redis.call('HGET', KEYS[2], 'failed') or '0')
@@ -56,6 +57,7 @@ if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
     redis.call('HSET', KEYS[2], 'state', 'done', 'finished_at', ARGV[5])
   end
 end
+redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('XACK', KEYS[4], ARGV[2], ARGV[3])
 return 1
 """
@@ -348,6 +350,17 @@ class BatchQueue:
         member: Any = self.redis.sismember(self.keys.batch_done(entry.batch_id), entry.item_id)
         return bool(await member)
 
+    async def pending_item(self, entry: WorkEntry) -> tuple[bool, BatchItem | None]:
+        """``is_done`` and ``item`` in one round trip: whether the entry's item is already done, and (when
+        it is not) the item, ``None`` when the batch expired.  ``CacheCorrupt``: the item is unreadable."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sismember(self.keys.batch_done(entry.batch_id), entry.item_id)
+            pipe.hget(self.keys.batch_items(entry.batch_id), entry.item_id)
+            done, raw = await pipe.execute()
+        if done:
+            return True, None
+        return False, self.open_item(entry.batch_id, entry.item_id, raw) if raw else None
+
     async def finish(self, entry: WorkEntry, rows: Iterable[ItemResult], *, failed: bool) -> None:
         """Store the item's rows once (see the module docstring) and acknowledge the entry."""
         done_key = self.keys.batch_done(entry.batch_id)
@@ -364,10 +377,10 @@ class BatchQueue:
                 entry.entry_id,
                 "failed" if failed else "done",
                 str(time.time()),
+                self.ttl,  # the done set's expiry, renewed in the same step
                 *(self.seal_row(entry.batch_id, row) for row in rows),
             ],
         )
-        await self.redis.expire(done_key, self.ttl)
 
     async def keep_leases(self, consumer: str, entries: Sequence[WorkEntry]) -> int:
         """Reset the idle time of ``entries`` this consumer still owns, so that a payer call that outlasts

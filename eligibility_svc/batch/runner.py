@@ -146,13 +146,13 @@ class BatchWorker:
 
     async def process(self, entry: WorkEntry) -> None:
         """One delivered entry: skipped when already done (a resume), else asked and recorded."""
-        if await self.queue.is_done(entry):
-            await self.queue.acknowledge(entry)
-            return
         try:
-            item = await self.queue.item(entry)
+            done, item = await self.queue.pending_item(entry)
         except CacheCorrupt as error:  # unreadable (a key rotated away, tampering): reported, never retried
             await self.queue.finish(entry, [unreadable_item(entry.item_id, error)], failed=True)
+            return
+        if done:
+            await self.queue.acknowledge(entry)
             return
         if item is None:  # the batch expired
             await self.queue.acknowledge(entry)
