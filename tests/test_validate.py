@@ -520,6 +520,17 @@ def test_an_st_outside_any_group_is_a_structure_error() -> None:
         validate_x12(document)
 
 
+def test_an_st_without_its_set_identifier_is_refused_not_passed_silently() -> None:
+    # pyx12's walker cannot place such an ST, and then drops every finding after it: never "clean".
+    document = interchange(["ST**0001*005010X279A1", *SUBSCRIBER_271[1:]])
+
+    with pytest.raises(X12StructureError, match="ST01") as raised:
+        _validate_slow(document)
+    assert raised.value.position == 3  # ISA, GS, then the ST
+    with pytest.raises(X12StructureError, match="ST01"):
+        validate_x12(document)
+
+
 # --- the 999 --------------------------------------------------------------------------------------
 
 

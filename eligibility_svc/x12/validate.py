@@ -301,6 +301,13 @@ def _group_maps(pieces: list[str], separator: str) -> list[str]:
         elif elements[0] == "ST":
             if not groups:
                 raise X12StructureError("ST outside a GS functional group", position=position, segment_id="ST")
+            if not _element_value(elements, 1):  # pyx12's walker cannot place such an ST and then reports nothing
+                raise X12StructureError(
+                    "ST01 (the transaction set identifier) is empty",
+                    position=position,
+                    segment_id="ST",
+                    expected="ST01 270 or 271",
+                )
             if not groups[-1][2]:
                 groups[-1][2:] = [_element_value(elements, 1), _element_value(elements, 3)]
     if not groups:
