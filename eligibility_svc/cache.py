@@ -22,7 +22,9 @@ Redis is optional at run time: every call has a deadline (client socket timeouts
 one), failures become ``CacheUnavailable`` at this edge, are counted through the hook and read as a
 miss (or a no-op for writes), and the client reconnects by itself when Redis comes back.
 ``get_many`` (one MGET) and ``set_many`` (one pipeline, not a transaction) save round trips for
-entries read or written together, under the same deadline and translation.
+entries read or written together, under the same deadline and translation.  ``set_many`` can also
+release a single-flight lock after the writes (``LockRelease``: compare-and-delete, last in the
+pipeline), so the holder's waiters find the answer stored as soon as the lock is gone.
 """
 
 from __future__ import annotations
@@ -305,6 +307,25 @@ def _entry(document: bytes) -> CacheEntry:
 
 # --- the seam -------------------------------------------------------------------------------------
 
+# Compare-and-delete: only the token's owner may release a lock (``singleflight.RedisLock``), so a
+# holder that outlived its lock cannot remove the lock of the replica that took over.
+RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(slots=True)
+class LockRelease:
+    """A lock held in ``redis`` (``key``, ``token``) that ``set_many`` releases after its writes when it
+    writes to that client; ``released`` then tells the holder it need not (nor may: it may be
+    someone else's lock by now) release it itself."""
+
+    redis: Redis
+    key: str
+    token: str
+    released: bool = False
+
 
 @dataclass(frozen=True, slots=True)
 class CacheWrite:
@@ -349,9 +370,11 @@ class Cache(Protocol):
         when <= 0); whether it was kept."""
         ...
 
-    async def set_many(self, writes: Sequence[CacheWrite]) -> list[bool]:
+    async def set_many(self, writes: Sequence[CacheWrite], *, release: LockRelease | None = None) -> list[bool]:
         """``set`` for each of ``writes``, in order, at once (one Redis round trip); whether each was kept.
-        A store that fails part-way reports none kept (it cannot tell which were)."""
+        A store that fails part-way reports none kept (it cannot tell which were).  ``release``: a lock
+        to release after the writes in the same round trip when it lives in this store (then marked
+        ``released``); otherwise it is left to its holder."""
         ...
 
     async def delete(self, key: str) -> None: ...
@@ -477,8 +500,9 @@ class RedisCache:
             return False
         return True
 
-    async def set_many(self, writes: Sequence[CacheWrite]) -> list[bool]:
-        """One pipeline (not a transaction: Redis runs the SETs in order, and each stands alone)."""
+    async def set_many(self, writes: Sequence[CacheWrite], *, release: LockRelease | None = None) -> list[bool]:
+        """One pipeline (not a transaction: Redis runs the SETs in order, and each stands alone), the
+        lock's compare-and-delete last (``EVAL``: a pipeline's ``EVALSHA`` would cost a ``SCRIPT EXISTS``)."""
         now = time.time()
         kept = [int(write.ttl_seconds * 1000) > 0 for write in writes]
         if not any(kept):
@@ -488,10 +512,15 @@ class RedisCache:
             if keep:
                 blob = self._codec.encode(write.key, write.value, now, write.attachment)
                 pipe.set(write.key, blob, px=int(write.ttl_seconds * 1000))
+        releasing = release is not None and release.redis is self._redis
+        if release is not None and releasing:
+            pipe.eval(RELEASE_LOCK, 1, release.key, release.token)
         try:
             await self.gate.call("set_many", _executed(pipe))
         except CacheUnavailable:
             return [False] * len(writes)
+        if release is not None and releasing:
+            release.released = True  # deleted, or no longer ours: either way not ours to release
         return kept
 
     async def delete(self, key: str) -> None:
@@ -563,7 +592,7 @@ class MemoryCache:
             self._entries.popitem(last=False)
         return True
 
-    async def set_many(self, writes: Sequence[CacheWrite]) -> list[bool]:
+    async def set_many(self, writes: Sequence[CacheWrite], *, release: LockRelease | None = None) -> list[bool]:
         return [await self.set(w.key, w.value, w.ttl_seconds, attachment=w.attachment) for w in writes]
 
     async def delete(self, key: str) -> None:

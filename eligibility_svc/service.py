@@ -11,7 +11,7 @@
                          control number ─► build 270 ─► validate 270 (strict, or x12.validate_outgoing=always)
                          ─► transport.exchange (CORE 156 deadline)
                          ─► validate 271 ─► parse ─► summarize ─► check record + cache (TTL policy),
-                            one pipeline when both are in Redis
+                            one pipeline when both are in Redis, the single-flight lock released last in it
       write-back (when asked) ─► WriteBackSink.enqueue ─► the record's ``writeback`` state
 
 The seams (cache, transport, single-flight, control numbers, check records, write-back) are passed
@@ -75,7 +75,7 @@ from eligibility_svc.metrics import BreakerKind, CheckSource, Metrics, Severity
 from eligibility_svc.models import CheckStatus, CoverageSummary, EligibilityRequest
 from eligibility_svc.redis_keys import RedisKeys
 from eligibility_svc.settings import Settings
-from eligibility_svc.singleflight import SingleFlight
+from eligibility_svc.singleflight import SingleFlight, held_lock
 from eligibility_svc.x12.build270 import Envelope, build_270, new_trace_number
 from eligibility_svc.x12.inquiry_rules import check_inquiry
 from eligibility_svc.x12.interpret import interpret, summarize
@@ -700,6 +700,7 @@ class EligibilityService:
             digests.exact,
             lambda: self._ask_payer(request, digests),
             lambda: self._load_shared(request, digests, started, model=model),
+            stored_key=self._keys.cache_entry(digests.exact),  # all ``_load_shared`` reads
         )
 
     async def _from_cache(self, request: EligibilityRequest, digests: CheckDigests, *, model: bool) -> _Answer | None:
@@ -827,7 +828,9 @@ class EligibilityService:
         """Record the check first (so anyone served from the cache can fetch it), then cache it.
 
         When the records live in the answer cache (Redis), all of it is one pipeline: Redis applies
-        its SETs in order, so the record is still stored before the entries that name it."""
+        its SETs in order, so the record is still stored before the entries that name it.  The
+        single-flight lock we hold (``held_lock``) is released last in that pipeline, after the
+        entries its waiters will read; when it cannot be, the flight releases it after us."""
         record = self._record(summary, "fresh", findings)
         ttl = ttl_seconds(summary, last_service_day(request), self._now(), self._policy)
         writes: list[CacheWrite] = []
@@ -843,9 +846,9 @@ class EligibilityService:
         if not self._checks.stored_in(self._cache):
             await self._checks.save(record)
             if writes:
-                await self._cache.set_many(writes)
+                await self._cache.set_many(writes, release=held_lock())
             return
-        stored = await self._cache.set_many([self._checks.write(record), *writes])
+        stored = await self._cache.set_many([self._checks.write(record), *writes], release=held_lock())
         if not stored[0]:
             await self._checks.keep_here(record)
 

@@ -5,6 +5,11 @@
                         ├─ SET lock NX PX ─ won ─► load() again? ─► compute() ─► release (compare-and-delete)
                         └─ lost ─► poll: load() answers? ─► lock gone? ─► try to take it
 
+Round trips of a holder: with ``stored_key`` (the key ``load`` reads) one script takes the lock and
+tells whether that key holds anything, so ``load`` is asked again only when it might answer; and
+``compute`` may release the lock in the pipeline that stores its answer (``held_lock``, passed to
+``Cache.set_many``: the compare-and-delete runs after the writes), leaving the holder nothing to do.
+
 ``compute`` asks the payer *and stores the answer* where ``load`` finds it (the cache); waiters on
 other replicas take it from there.  The lock carries a random token, is kept alive while its
 holder computes, and expires ``lock_ttl`` after a holder dies, so a crashed replica delays its
@@ -24,21 +29,37 @@ import contextlib
 import random
 import secrets
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar, cast
 
 from redis.asyncio import Redis
 
-from eligibility_svc.cache import CacheUnavailable, RedisGate
+from eligibility_svc.cache import RELEASE_LOCK, CacheUnavailable, LockRelease, RedisGate
 from eligibility_svc.redis_keys import RedisKeys
 
 T = TypeVar("T")
 
-# Compare-and-delete / compare-and-extend: only the token's owner may release or extend the lock,
-# so a holder that outlived its lock cannot remove the lock of the replica that took over.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+_HELD: ContextVar[LockRelease | None] = ContextVar("single_flight_held", default=None)
+
+
+def held_lock() -> LockRelease | None:
+    """The Redis single-flight lock held by the flight this code computes in (``None`` outside one, or
+    in-process only): its ``compute`` passes it to ``Cache.set_many(..., release=)`` so that storing the
+    answer and releasing the lock is one round trip; the holder releases it otherwise."""
+    return _HELD.get()
+
+
+# SET NX PX, and when won whether the key ``load`` reads holds anything: 0 lost, 1 won (nothing
+# stored: ``load`` is not asked), 2 won and something stored (or no key to look at).
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if #KEYS > 1 then return 1 + redis.call('EXISTS', KEYS[2]) end
+  return 2
+end
 return 0
 """
+# Compare-and-delete (``cache.RELEASE_LOCK``) / compare-and-extend: only the token's owner may release
+# or extend the lock, so a holder that outlived its lock cannot remove the lock of the replica that took over.
 _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -53,10 +74,14 @@ class SingleFlight(Protocol):
         key: str,
         compute: Callable[[], Awaitable[T]],
         load: Callable[[], Awaitable[T | None]],
+        *,
+        stored_key: str | None = None,
     ) -> T:
         """``key`` is an opaque digest; ``load`` returns an already-stored result acceptable to this
-        caller (honouring its ``max_age``/``force_refresh``), or ``None``.  ``compute``'s
-        exceptions reach every caller sharing the flight."""
+        caller (honouring its ``max_age``/``force_refresh``), or ``None``.  ``stored_key``: the Redis
+        key ``load`` reads, if it reads only that one; a lock holder then looks at it with the lock
+        and skips ``load`` when it is empty.  ``compute``'s exceptions reach every caller sharing the
+        flight."""
         ...
 
 
@@ -79,6 +104,8 @@ class LocalSingleFlight:
         key: str,
         compute: Callable[[], Awaitable[T]],
         load: Callable[[], Awaitable[T | None]] | None = None,
+        *,
+        stored_key: str | None = None,
     ) -> T:
         task = self._flights.get(key)
         if task is None:
@@ -112,16 +139,23 @@ class RedisLock:
     """
 
     def __init__(self, redis: Redis, gate: RedisGate) -> None:
-        self._redis = redis
+        self.redis = redis
         self._gate = gate
-        self._release = redis.register_script(_RELEASE)
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._release = redis.register_script(RELEASE_LOCK)
         self._extend = redis.register_script(_EXTEND)
 
     async def acquire(self, key: str, ttl_seconds: float) -> str | None:
         """The token when the lock was free and is now ours, else ``None``."""
         token = secrets.token_hex(16)
-        won = await self._gate.call("lock", self._redis.set(key, token, nx=True, px=_ms(ttl_seconds)))
+        won = await self._gate.call("lock", self.redis.set(key, token, nx=True, px=_ms(ttl_seconds)))
         return token if won else None
+
+    async def acquire_looking(self, key: str, ttl_seconds: float, stored_key: str) -> tuple[str | None, bool]:
+        """``acquire``, and in the same round trip whether ``stored_key`` exists (when the lock was won)."""
+        token = secrets.token_hex(16)
+        won = int(await self._gate.call("lock", self._acquire(keys=[key, stored_key], args=[token, _ms(ttl_seconds)])))
+        return (token, won == 2) if won else (None, False)
 
     async def release(self, key: str, token: str) -> bool:
         """Delete the lock if ``token`` still holds it; whether it did."""
@@ -133,7 +167,7 @@ class RedisLock:
 
     async def held(self, key: str) -> bool:
         """Whether anyone holds the lock now."""
-        return bool(await self._gate.call("lock_check", self._redis.exists(key)))
+        return bool(await self._gate.call("lock_check", self.redis.exists(key)))
 
 
 def _ms(seconds: float) -> int:
@@ -172,24 +206,33 @@ class RedisSingleFlight:
         key: str,
         compute: Callable[[], Awaitable[T]],
         load: Callable[[], Awaitable[T | None]],
+        *,
+        stored_key: str | None = None,
     ) -> T:
-        return await self._local.run(key, lambda: self._across(key, compute, load))
+        return await self._local.run(key, lambda: self._across(key, compute, load, stored_key))
 
     async def aclose(self) -> None:
         await self._local.aclose()
 
     async def _across(
-        self, key: str, compute: Callable[[], Awaitable[T]], load: Callable[[], Awaitable[T | None]]
+        self,
+        key: str,
+        compute: Callable[[], Awaitable[T]],
+        load: Callable[[], Awaitable[T | None]],
+        stored_key: str | None,
     ) -> T:
         lock_key = self._keys.single_flight_lock(key)
         deadline = asyncio.get_running_loop().time() + self.max_wait
         while True:
             try:
-                token = await self.lock.acquire(lock_key, self.lock_ttl)
+                if stored_key is None:
+                    token, stored = await self.lock.acquire(lock_key, self.lock_ttl), True
+                else:
+                    token, stored = await self.lock.acquire_looking(lock_key, self.lock_ttl, stored_key)
             except CacheUnavailable:
                 return await compute()  # no coordination without Redis, but the check succeeds
             if token is not None:
-                return await self._holding(lock_key, token, compute, load)
+                return await self._holding(lock_key, token, compute, load if stored else None)
             result = await self._wait_for_holder(lock_key, load, deadline)
             if result is not None:
                 return result
@@ -197,19 +240,28 @@ class RedisSingleFlight:
                 return await compute()  # the holder is alive but stuck: stop waiting for it
 
     async def _holding(
-        self, lock_key: str, token: str, compute: Callable[[], Awaitable[T]], load: Callable[[], Awaitable[T | None]]
+        self,
+        lock_key: str,
+        token: str,
+        compute: Callable[[], Awaitable[T]],
+        load: Callable[[], Awaitable[T | None]] | None,
     ) -> T:
+        """Compute under the lock, unless ``load`` (``None``: nothing stored) finds a result."""
         keep_alive = asyncio.create_task(self._keep_alive(lock_key, token))
+        held = LockRelease(self.lock.redis, lock_key, token)
+        context = _HELD.set(held)  # ``compute`` runs in this task: it sees the lock (``held_lock``)
         try:
             # Another holder may have stored the answer between our caller's miss and our lock.
-            stored = await load()
+            stored = await load() if load is not None else None
             return stored if stored is not None else await compute()
         finally:
+            _HELD.reset(context)
             keep_alive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keep_alive
-            with contextlib.suppress(CacheUnavailable):  # the lock then simply expires
-                await self.lock.release(lock_key, token)
+            if not held.released:  # released with compute's writes, else now
+                with contextlib.suppress(CacheUnavailable):  # the lock then simply expires
+                    await self.lock.release(lock_key, token)
 
     async def _keep_alive(self, lock_key: str, token: str) -> None:
         while True:

@@ -255,3 +255,42 @@ async def test_a_payer_id_that_cannot_be_a_key_is_limited_in_process(replicas: C
     async with limiter.slot("BAD:ID WITH SPACES", deadline=time.monotonic() + 1):
         pass
     assert not limiter.degraded
+
+
+async def test_waiting_for_a_lease_takes_one_token_only(replicas: ClientMaker) -> None:
+    # Token and lease are one script; a caller that found every slot taken asks again holding its token.
+    client = await replicas()
+    limits = PayerLimits(concurrency=1, rate_per_second=1, burst=5)
+    limiter = RedisPayerLimiter(client, limits)
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with limiter.slot(PAYER, deadline=time.monotonic() + 5):
+            await release.wait()
+
+    held = asyncio.create_task(holder())
+    await asyncio.sleep(0.05)
+    waiter = asyncio.create_task(one_slot(limiter))
+    await asyncio.sleep(0.4)  # the waiter retries the lease several times meanwhile
+    release.set()
+    await asyncio.gather(held, waiter)
+    tokens = float(await client.hget(RedisKeys().payer_rate(PAYER), "tokens") or 0)
+    assert 3.0 <= tokens <= 3.2, "two slots, two tokens (and 50 ms of refill), however many lease retries"
+    assert await client.zcard(RedisKeys().payer_concurrency(PAYER)) == 0
+
+
+async def one_slot(limiter: RedisPayerLimiter) -> None:
+    async with limiter.slot(PAYER, deadline=time.monotonic() + 5):
+        pass
+
+
+async def test_a_caller_that_waits_for_its_token_then_takes_the_lease(replicas: ClientMaker) -> None:
+    client = await replicas()
+    limiter = RedisPayerLimiter(client, PayerLimits(concurrency=1, rate_per_second=10, burst=1))
+    started = time.monotonic()
+    await one_slot(limiter)
+    await one_slot(limiter)  # the token is reserved, the wait slept, then only the lease is asked
+    assert time.monotonic() - started >= 0.09
+    tokens = float(await client.hget(RedisKeys().payer_rate(PAYER), "tokens") or 0)
+    assert -1.0 <= tokens <= -0.9, "one token each: the second reserved it once, before sleeping"
+    assert await client.zcard(RedisKeys().payer_concurrency(PAYER)) == 0

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from eligibility_svc.cache import RedisCache, RedisGate, make_redis
+from eligibility_svc.cache import CacheWrite, LockRelease, RedisCache, RedisGate, make_redis
 from eligibility_svc.redis_keys import RedisKeys
-from eligibility_svc.singleflight import LocalSingleFlight, RedisSingleFlight
+from eligibility_svc.singleflight import LocalSingleFlight, RedisSingleFlight, held_lock
 from tests.support.redis_server import RedisServer
 
 KEYS = RedisKeys("elig:")
@@ -248,3 +248,84 @@ async def test_redis_restarting_mid_flight_does_not_fail_checks(disposable_redis
     finally:
         await flight.aclose()
         await client.aclose()
+
+
+# --- fewer round trips: the lock taken with a look at the entry, released with the writes ------------------
+
+
+async def test_taking_the_lock_tells_whether_the_entry_is_stored(redis_client: Redis) -> None:
+    flight = RedisSingleFlight(redis_client, KEYS)
+    lock, entry = KEYS.single_flight_lock(DIGEST), KEYS.cache_entry(DIGEST)
+    token, stored = await flight.lock.acquire_looking(lock, 5.0, entry)
+    assert token is not None
+    assert not stored
+    assert await flight.lock.acquire_looking(lock, 5.0, entry) == (None, False)  # held
+    assert await flight.lock.release(lock, token)
+    await redis_client.set(entry, b"anything")
+    token, stored = await flight.lock.acquire_looking(lock, 5.0, entry)
+    assert token is not None
+    assert stored
+    assert 0 < await redis_client.pttl(lock) <= 5000
+
+
+async def test_the_winner_with_a_stored_key_still_looks_again_before_calling_the_payer(
+    replicas: tuple[RedisSingleFlight, RedisSingleFlight, RedisCache],
+) -> None:
+    one, _, cache = replicas
+    payer = Payer(cache)
+    await cache.set(KEYS.cache_entry(DIGEST), {"status": "active", "call": "theirs"}, 60)
+    result = await one.run(DIGEST, payer.compute, payer.load, stored_key=KEYS.cache_entry(DIGEST))
+    assert result == {"status": "active", "call": "theirs"}
+    assert payer.calls == 0
+
+
+async def test_the_holder_releases_the_lock_in_the_pipeline_of_its_writes(redis_url: str, redis_client: Redis) -> None:
+    client = make_redis(redis_url)
+    flight, cache = RedisSingleFlight(client, KEYS), RedisCache(client)
+    lock = KEYS.single_flight_lock(DIGEST)
+    seen: list[LockRelease | None] = []
+    loads = 0
+
+    async def load() -> dict[str, Any] | None:
+        nonlocal loads
+        loads += 1
+        return None
+
+    async def compute() -> dict[str, Any]:
+        held = held_lock()
+        seen.append(held)
+        assert held is not None
+        assert await redis_client.get(lock) == held.token.encode()
+        await cache.set_many([CacheWrite(KEYS.cache_entry(DIGEST), {"status": "active"}, 60)], release=held)
+        assert held.released
+        assert await redis_client.exists(lock) == 0, "released by the pipeline, after the entry"
+        await redis_client.set(lock, b"a later holder")  # must survive our holder's end
+        return {"status": "active"}
+
+    try:
+        assert held_lock() is None
+        assert await flight.run(DIGEST, compute, load, stored_key=KEYS.cache_entry(DIGEST)) == {"status": "active"}
+        assert loads == 0, "nothing was stored when the lock was taken: no second read"
+        assert seen[0] is not None
+        assert held_lock() is None
+        assert await redis_client.get(lock) == b"a later holder"
+    finally:
+        await flight.aclose()
+        await client.aclose()
+
+
+async def test_a_pipeline_does_not_release_a_lock_that_is_no_longer_ours(redis_client: Redis) -> None:
+    cache = RedisCache(redis_client)
+    lock = KEYS.single_flight_lock(DIGEST)
+    await redis_client.set(lock, b"theirs")
+    ours = LockRelease(redis_client, lock, "ours")
+    assert await cache.set_many([CacheWrite(KEYS.cache_entry(DIGEST), {"status": "active"}, 60)], release=ours) == [
+        True
+    ]
+    assert ours.released  # nothing left for the holder to do
+    assert await redis_client.get(lock) == b"theirs"
+    elsewhere = LockRelease(make_redis("redis://localhost:1"), lock, "theirs")  # another client: not released here
+    await cache.set_many([CacheWrite(KEYS.cache_entry(DIGEST), {"status": "active"}, 60)], release=elsewhere)
+    assert not elsewhere.released
+    assert await redis_client.get(lock) == b"theirs"
+    await elsewhere.redis.aclose()

@@ -13,7 +13,10 @@ context manager held for the duration of one attempt:
     that may wait reserves its token (the count goes negative) and sleeps for its turn: first come,
     first served across replicas.
 
-Both scripts read Redis's own clock (``TIME``), so replicas' clocks never disagree.  The token
+One Lua script does both, reading Redis's own clock (``TIME``), so replicas' clocks never disagree:
+it spends the token and, when no wait is needed and a slot is free, adds the lease, so a slot usually
+costs one round trip (and the ``ZREM`` that gives it back).  A caller whose token is reserved (it
+slept for it, or found every slot taken) asks again saying so, and only the lease is tried.  The token
 bucket arithmetic in ``reserve`` is the same as the Lua script's, and is what the tests pin down.
 Waiting never passes the attempt's deadline: a slot not obtained in time is a
 ``ClearinghouseRateLimited`` naming our own limit (``details["local"]`` is True).
@@ -147,44 +150,51 @@ class LocalPayerLimiter:
 
 # --- Redis, shared by replicas ---------------------------------------------------------------------
 
-_LEASE_SCRIPT = """
+# One script takes the token and the lease (one round trip in the common case).  KEYS: the bucket, the
+# leases.  ARGV: rate, burst, max_wait, concurrency, lease ID, lease ms, and whether the caller already
+# holds its token (a retry after a full house, or the lease after sleeping for the token): then the
+# bucket is not touched.  Returns {granted, wait, leased}: not granted, nothing was taken; a wait > 0,
+# the token is reserved but no lease is taken (the caller sleeps, then asks again holding its token);
+# else leased is 1 when a concurrency slot was free.
+_SLOT_SCRIPT = """
 local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[3]), ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
-  return 1
-end
-return 0
-"""
-
-_BUCKET_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local rate = tonumber(ARGV[1])
-local capacity = tonumber(ARGV[2])
-local max_wait = tonumber(ARGV[3])
-local saved = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(saved[1])
-local ts = tonumber(saved[2])
-if tokens == nil or ts == nil then
-  tokens = capacity
-  ts = now
-end
-tokens = math.min(capacity, tokens + math.max(now - ts, 0) * rate)
 local wait = 0
-if tokens < 1 then
-  wait = (1 - tokens) / rate
+if ARGV[7] ~= '1' then
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  local rate = tonumber(ARGV[1])
+  local capacity = tonumber(ARGV[2])
+  local saved = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+  local tokens = tonumber(saved[1])
+  local ts = tonumber(saved[2])
+  if tokens == nil or ts == nil then
+    tokens = capacity
+    ts = now
+  end
+  tokens = math.min(capacity, tokens + math.max(now - ts, 0) * rate)
+  if tokens < 1 then
+    wait = (1 - tokens) / rate
+  end
+  local granted = wait <= tonumber(ARGV[3])
+  if granted then
+    tokens = tokens - 1
+  end
+  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+  redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 60000)
+  if not granted then
+    return {0, tostring(wait), 0}
+  end
+  if wait > 0 then
+    return {1, tostring(wait), 0}
+  end
 end
-local granted = 0
-if wait <= max_wait then
-  tokens = tokens - 1
-  granted = 1
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
+if redis.call('ZCARD', KEYS[2]) < tonumber(ARGV[4]) then
+  redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[6]), ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[6]) * 2)
+  return {1, tostring(wait), 1}
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 60000)
-return {granted, tostring(wait)}
+return {1, tostring(wait), 0}
 """
 
 _POLL_FIRST = 0.005
@@ -210,8 +220,7 @@ class RedisPayerLimiter:
         self._overrides = dict(overrides or {})
         self._keys = keys or RedisKeys()
         self._clock = clock
-        self._acquire = redis.register_script(_LEASE_SCRIPT)
-        self._take = redis.register_script(_BUCKET_SCRIPT)
+        self._script = redis.register_script(_SLOT_SCRIPT)
         self._fallback = LocalPayerLimiter(default, overrides, clock=clock)
         self.degraded = False  # True while Redis errors sent us to the in-process fallback
 
@@ -240,27 +249,26 @@ class RedisPayerLimiter:
             await self._release(keys[1] if keys else "", lease)
 
     async def _obtain(self, payer_id: str, keys: tuple[str, str], deadline: float) -> str:
+        """A lease, the token taken first: both in one script call when no wait is needed."""
         limits = self.limits(payer_id)
-        await self._take_token(payer_id, keys[0], limits, deadline)
-        return await self._lease(payer_id, keys[1], limits, deadline)
-
-    async def _take_token(self, payer_id: str, key: str, limits: PayerLimits, deadline: float) -> None:
-        max_wait = max(deadline - self._clock(), 0.0)
-        args = [limits.rate_per_second, limits.burst, max_wait]
-        granted, wait_text = await self._take(keys=[key], args=args)
-        if int(granted) != 1:
-            raise _saturated(payer_id, limits, "rate")
-        wait = float(wait_text)
-        if wait > 0:
-            await asyncio.sleep(wait)
-
-    async def _lease(self, payer_id: str, key: str, limits: PayerLimits, deadline: float) -> str:
         lease = uuid.uuid4().hex
+        have_token = False
         pause = _POLL_FIRST
         while True:
-            lease_ms = int((max(deadline - self._clock(), 0.0) + self._lease_margin) * 1000)
-            if int(await self._acquire(keys=[key], args=[limits.concurrency, lease, lease_ms])) == 1:
+            remaining = max(deadline - self._clock(), 0.0)
+            lease_ms = int((remaining + self._lease_margin) * 1000)
+            args: list[float | str] = [limits.rate_per_second, limits.burst, remaining, limits.concurrency]
+            args += [lease, lease_ms, int(have_token)]
+            granted, wait_text, leased = await self._script(keys=list(keys), args=args)
+            if int(granted) != 1:
+                raise _saturated(payer_id, limits, "rate")
+            have_token = True  # reserved now (or before): no retry below takes another
+            if int(leased) == 1:
                 return lease
+            wait = float(wait_text)
+            if wait > 0:  # our turn for the token comes after this; the lease is asked for then
+                await asyncio.sleep(wait)
+                continue
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise _saturated(payer_id, limits, "concurrency")
