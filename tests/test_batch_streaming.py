@@ -21,7 +21,7 @@ from eligibility_svc.cache import CacheCorrupt
 from eligibility_svc.models import ProcedureCode
 from eligibility_svc.redis_keys import BATCH_GROUP, RedisKeys
 from eligibility_svc.sandbox.ch_config import Latency, PayerBehavior, SandboxClearinghouseConfig
-from eligibility_svc.settings import BatchSettings
+from eligibility_svc.settings import BatchSettings, Settings
 from tests.support.ch_servers import SandboxFactory
 from tests.support.service_peers import ENCRYPTION_KEY, opened, request_for, settings_for
 from tests.support.web_app import AiohttpClient, Api, key, start_api
@@ -242,15 +242,22 @@ def upload_csv(count: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def test_a_large_upload_is_planned_in_chunks_and_reported(
-    aiohttp_client: AiohttpClient, sandbox_factory: SandboxFactory, redis_url: str
-) -> None:
+async def batch_api(
+    aiohttp_client: AiohttpClient, sandbox_factory: SandboxFactory, redis_url: str, prefix: str
+) -> tuple[Api, Settings]:
+    """The API with Redis under ``prefix`` and a ``batch:run`` key, over the sandbox clearinghouse."""
     box = await sandbox_factory()
     runner = key("batch:run")
     settings = settings_for(box, redis_url=redis_url).model_copy(
-        update={"redis_key_prefix": "bstr5:", "api_keys": [runner.settings]}
+        update={"redis_key_prefix": prefix, "api_keys": [runner.settings]}
     )
-    api = await start_api(aiohttp_client, settings, token=runner.token)
+    return await start_api(aiohttp_client, settings, token=runner.token), settings
+
+
+async def test_a_large_upload_is_planned_in_chunks_and_reported(
+    aiohttp_client: AiohttpClient, sandbox_factory: SandboxFactory, redis_url: str
+) -> None:
+    api, settings = await batch_api(aiohttp_client, sandbox_factory, redis_url, "bstr5:")
     count = 1002  # over two chunks; appointment n and n + 501 are the same patient
     created = await api.client.post(
         "/v1/batches", data=upload_csv(count), headers=api.auth(**{"Content-Type": "text/csv"})
@@ -296,12 +303,7 @@ async def run_to_the_end(api: Api, location: str, queue: BatchQueue, batch_id: s
 async def test_an_empty_upload_is_refused_and_leaves_no_batch(
     aiohttp_client: AiohttpClient, sandbox_factory: SandboxFactory, redis_url: str
 ) -> None:
-    box = await sandbox_factory()
-    runner = key("batch:run")
-    settings = settings_for(box, redis_url=redis_url).model_copy(
-        update={"redis_key_prefix": "bstr6:", "api_keys": [runner.settings]}
-    )
-    api = await start_api(aiohttp_client, settings, token=runner.token)
+    api, _ = await batch_api(aiohttp_client, sandbox_factory, redis_url, "bstr6:")
     header_only = await api.client.post(
         "/v1/batches", data="appointment_id,service_date\n", headers=api.auth(**{"Content-Type": "text/csv"})
     )
