@@ -21,8 +21,8 @@ patient's key does not decrypt.  An undecodable entry is a miss, reported throug
 Redis is optional at run time: every call has a deadline (client socket timeouts plus an overall
 one), failures become ``CacheUnavailable`` at this edge, are counted through the hook and read as a
 miss (or a no-op for writes), and the client reconnects by itself when Redis comes back.
-``get_many`` (one MGET) and ``set_many`` (one pipeline, not a transaction) save round trips for
-entries read or written together, under the same deadline and translation.  ``set_many`` can also
+``set_many`` (one pipeline, not a transaction) saves round trips for entries written together, under
+the same deadline and translation.  ``set_many`` can also
 release a single-flight lock after the writes (``LockRelease``: compare-and-delete, last in the
 pipeline), so the holder's waiters find the answer stored as soon as the lock is gone.
 """
@@ -42,7 +42,6 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -337,32 +336,11 @@ class CacheWrite:
     attachment: bytes = b""
 
 
-class Fetched:
-    """An entry read by ``Cache.get_many`` and decoded only when ``entry()`` is asked (once): a read
-    that fetched a second key just in case pays for decoding it only when it is used."""
-
-    __slots__ = ("_decode", "_entry")
-
-    def __init__(self, decode: Callable[[], CacheEntry | None] | None = None, entry: CacheEntry | None = None) -> None:
-        self._decode = decode
-        self._entry = entry
-
-    def entry(self) -> CacheEntry | None:
-        """The entry if present, unexpired and readable (as ``Cache.get`` returns it)."""
-        if self._decode is not None:
-            self._entry, self._decode = self._decode(), None
-        return self._entry
-
-
 class Cache(Protocol):
     """Where answers are kept.  Never raises for an unavailable store: a miss, or a no-op."""
 
     async def get(self, key: str) -> CacheEntry | None:
         """The entry at ``key`` if present, unexpired and readable."""
-        ...
-
-    async def get_many(self, keys: Sequence[str]) -> list[Fetched]:
-        """The entries at ``keys``, in order, read at once (one Redis round trip) and decoded when asked."""
         ...
 
     async def set(self, key: str, value: JsonObject, ttl_seconds: float, *, attachment: bytes = b"") -> bool:
@@ -480,15 +458,6 @@ class RedisCache:
             self.gate.report("decode", exc)
             return None
 
-    async def get_many(self, keys: Sequence[str]) -> list[Fetched]:
-        if not keys:
-            return []
-        try:
-            blobs: list[Any] = await self.gate.call("mget", self._redis.mget(keys))
-        except CacheUnavailable:
-            return [Fetched() for _ in keys]
-        return [Fetched(partial(self._decoded, key, blob)) for key, blob in zip(keys, blobs, strict=True)]
-
     async def set(self, key: str, value: JsonObject, ttl_seconds: float, *, attachment: bytes = b"") -> bool:
         milliseconds = int(ttl_seconds * 1000)
         if milliseconds <= 0:
@@ -578,9 +547,6 @@ class MemoryCache:
             return None
         self._entries.move_to_end(key)
         return self._codec.decode(key, blob)
-
-    async def get_many(self, keys: Sequence[str]) -> list[Fetched]:
-        return [Fetched(entry=await self.get(key)) for key in keys]
 
     async def set(self, key: str, value: JsonObject, ttl_seconds: float, *, attachment: bytes = b"") -> bool:
         if ttl_seconds <= 0:

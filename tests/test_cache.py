@@ -385,7 +385,7 @@ async def test_stuck_redis_is_bounded_by_the_timeout(disposable_redis: RedisServ
         await client.aclose()
 
 
-async def test_set_many_is_one_pipeline_and_get_many_one_mget(redis_client: Redis) -> None:
+async def test_set_many_is_one_pipeline(redis_client: Redis) -> None:
     cache = RedisCache(redis_client, codec=ValueCodec([aes_key()]))
     writes = [
         CacheWrite("elig:cache:m1", {"a": 1}, 60, b"attached"),
@@ -395,31 +395,16 @@ async def test_set_many_is_one_pipeline_and_get_many_one_mget(redis_client: Redi
     assert await cache.set_many(writes) == [True, False, True]
     assert 29_000 < await redis_client.pttl("elig:cache:m2") <= 30_000
     assert await redis_client.exists("elig:cache:m0") == 0
-    fetched = await cache.get_many(["elig:cache:m1", "elig:cache:absent", "elig:cache:m2"])
-    first, absent, second = (item.entry() for item in fetched)
+    first = await cache.get("elig:cache:m1")
     assert first is not None
     assert (first.value, first.attachment) == ({"a": 1}, b"attached")
-    assert absent is None
+    second = await cache.get("elig:cache:m2")
     assert second is not None
     assert second.value == {"b": 2}
     assert await cache.set_many([]) == []
-    assert await cache.get_many([]) == []
 
 
-async def test_get_many_decodes_only_what_is_asked(redis_client: Redis) -> None:
-    errors = Errors()
-    cache = RedisCache(redis_client, gate=RedisGate(on_error=errors))
-    await cache.set("elig:cache:fine", {"a": 1}, 60)
-    await redis_client.set("elig:cache:garbage", b"not ours")
-    fine, garbage = await cache.get_many(["elig:cache:fine", "elig:cache:garbage"])
-    assert fine.entry() is not None
-    assert errors.operations == []  # the unreadable one was fetched but never looked at
-    assert garbage.entry() is None
-    assert garbage.entry() is None
-    assert errors.operations == ["decode"]  # decoded once
-
-
-async def test_set_many_and_get_many_without_redis_are_a_counted_no_op(disposable_redis: RedisServer) -> None:
+async def test_set_many_without_redis_is_a_counted_no_op(disposable_redis: RedisServer) -> None:
     errors = Errors()
     client = make_redis(disposable_redis.url)
     cache = RedisCache(client, gate=RedisGate(on_error=errors))
@@ -428,8 +413,7 @@ async def test_set_many_and_get_many_without_redis_are_a_counted_no_op(disposabl
         assert await cache.set_many(writes) == [True, True]
         disposable_redis.kill()
         assert await cache.set_many(writes) == [False, False]
-        assert [item.entry() for item in await cache.get_many(["elig:cache:a", "elig:cache:b"])] == [None, None]
-        assert errors.operations == ["set_many", "mget"]
+        assert errors.operations == ["set_many"]
         disposable_redis.start()
         assert await cache.set_many(writes) == [True, True]
     finally:
@@ -451,28 +435,25 @@ async def test_a_stuck_pipeline_is_bounded_and_leaves_no_answer_behind(disposabl
         # The abandoned pipeline's replies must not be read as the answers to later calls.
         entry = await cache.get("elig:cache:j")
         assert entry is None or entry.value == {"j": 1}
-        fetched = await cache.get_many(["elig:cache:k", "elig:cache:nothing"])
-        kept = fetched[0].entry()
+        kept = await cache.get("elig:cache:k")
         assert kept is not None
         assert kept.value in ({"a": 1}, {"a": 2})
-        assert fetched[1].entry() is None
         assert errors.operations == ["set_many"]
     finally:
         disposable_redis.resume()
         await client.aclose()
 
 
-async def test_memory_cache_set_many_and_get_many() -> None:
+async def test_memory_cache_set_many() -> None:
     clock = Clock()
     cache = MemoryCache(clock=clock)
     assert await cache.set_many([CacheWrite("a", {"a": 1}, 10), CacheWrite("b", {"b": 1}, 0)]) == [True, False]
-    fetched = await cache.get_many(["a", "b"])
-    entry = fetched[0].entry()
+    entry = await cache.get("a")
     assert entry is not None
     assert entry.value == {"a": 1}
-    assert fetched[1].entry() is None
+    assert await cache.get("b") is None
     clock.now += 11
-    assert [item.entry() for item in await cache.get_many(["a"])] == [None]
+    assert await cache.get("a") is None
 
 
 # --- in memory ------------------------------------------------------------------------------------------

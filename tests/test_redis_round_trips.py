@@ -42,10 +42,12 @@ async def _round_trips(client: Redis, work: Awaitable[object]) -> int:
     return await _reads(client) - before - 1  # the INFO that reads "after" was read before it answered
 
 
-async def test_an_uncached_check_takes_at_most_six_redis_round_trips(
+async def test_an_uncached_check_takes_at_most_seven_redis_round_trips(
     sandbox_factory: SandboxFactory, disposable_redis: RedisServer
 ) -> None:
-    # One MGET (exact + coverage entries), the single-flight lock (one script that also tells whether the
+    # A GET of the exact entry and one of the coverage entry (apart: a cache hit then carries one value,
+    # which measured faster on the cached path than an MGET or a script), the single-flight lock (one
+    # script that also tells whether the
     # exact entry appeared meanwhile: it did not, so no re-read), the per-payer limiter's token-and-lease
     # script and its release, one pipeline of writes (record, exact and coverage entries) that also releases
     # the lock; the control number comes from a block reserved by the warm-up check.  It was twelve with a
@@ -60,8 +62,8 @@ async def test_an_uncached_check_takes_at_most_six_redis_round_trips(
     finally:
         await client.aclose()
     # A large pipeline (a 271 in the coverage entry) may reach the server in two reads.
-    assert min(trips) <= 5, trips
-    assert max(trips) <= 6, trips
+    assert min(trips) <= 6, trips
+    assert max(trips) <= 7, trips
 
 
 async def test_a_batch_item_is_opened_and_finished_in_two_round_trips(disposable_redis: RedisServer) -> None:

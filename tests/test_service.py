@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from eligibility_svc.cache import CacheEntry
+from eligibility_svc.cache import CacheEntry, check_digests
 from eligibility_svc.errors import (
     AthenaError,
     ClearinghouseBadResponse,
@@ -22,6 +22,7 @@ from eligibility_svc.errors import (
     X12ValidationFailed,
 )
 from eligibility_svc.models import CheckStatus, CoverageSummary, EligibilityRequest, Patient, Subscriber
+from eligibility_svc.redis_keys import RedisKeys
 from eligibility_svc.sandbox.ch_config import Fault, FaultKind, PayerBehavior, SandboxClearinghouseConfig
 from eligibility_svc.sandbox.clearinghouse import RunningSandbox
 from eligibility_svc.service import (
@@ -163,6 +164,28 @@ async def test_a_procedure_is_answered_from_an_earlier_stc_30_answer(sandbox: Ru
         assert record.summary.services == reused.services
 
 
+async def test_an_unreadable_exact_entry_falls_back_to_reuse(
+    sandbox: RunningSandbox, redis_url: str, redis_client: Redis
+) -> None:
+    general = request_for("01", service_types=["30"])
+    office_visit = request_for("01", service_types=[], procedures=["99213"])
+    settings = settings_for(sandbox, redis_url=redis_url)
+    async with opened(settings) as runtime:
+        await runtime.service.verify(general)
+        await runtime.service.verify(office_visit.model_copy(update={"force_refresh": True}))
+        assert payer_calls(sandbox, PPO) == 2
+        # The exact entry is there but cannot be read (a rotated key, say): one read found it, so the
+        # coverage entry was not carried along and is read next; the answer comes from it.
+        digest = check_digests(office_visit, settings.cache.key_secret.get_secret_value().encode()).exact
+        exact_key = RedisKeys(settings.redis_key_prefix).cache_entry(digest)
+        assert await redis_client.exists(exact_key) == 1
+        await redis_client.set(exact_key, b"not ours", keepttl=True)
+        reused = await runtime.service.verify(office_visit)
+        assert payer_calls(sandbox, PPO) == 2
+        assert reused.provenance.cached
+        assert sample(runtime, LOOKUPS, result="reuse") == 1
+
+
 async def test_a_procedure_without_rows_in_the_kept_answer_goes_to_the_payer(
     sandbox: RunningSandbox, redis_url: str
 ) -> None:
@@ -270,6 +293,8 @@ async def test_cache_keys_hold_no_patient_data(sandbox: RunningSandbox, redis_ur
         for secret in _phi(request):
             for key in keys:
                 assert secret not in key.upper(), key
+            if len(secret) < 6:  # random ciphertext holds a given 3-5 letters by chance too often to test
+                continue
             for value in values:  # encrypted values: nothing readable either
                 assert value is None or secret not in value.upper()
 
