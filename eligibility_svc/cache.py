@@ -22,9 +22,9 @@ Redis is optional at run time: every call has a deadline (client socket timeouts
 one), failures become ``CacheUnavailable`` at this edge, are counted through the hook and read as a
 miss (or a no-op for writes), and the client reconnects by itself when Redis comes back.
 ``set_many`` (one pipeline, not a transaction) saves round trips for entries written together, under
-the same deadline and translation.  ``set_many`` can also
-release a single-flight lock after the writes (``LockRelease``: compare-and-delete, last in the
-pipeline), so the holder's waiters find the answer stored as soon as the lock is gone.
+the same deadline and translation; it can also release a single-flight lock after the writes
+(``LockRelease``: compare-and-delete, last in the pipeline), so the holder's waiters find the answer
+stored as soon as the lock is gone.
 """
 
 from __future__ import annotations
@@ -152,16 +152,19 @@ class CheckDigests:
 
     ``coverage`` is computed when asked: a cache hit, the common case, only needs ``exact``."""
 
-    __slots__ = ("_base", "_secret", "exact")
+    __slots__ = ("_base", "_coverage", "_secret", "exact")
 
     def __init__(self, secret: bytes, base: str, codes: str) -> None:
         self._secret = secret
         self._base = base
+        self._coverage: str | None = None
         self.exact = _digest(secret, f"{_EXACT},{base},{codes}")
 
     @property
     def coverage(self) -> str:
-        return _digest(self._secret, f"{_COVERAGE},{self._base}")
+        if self._coverage is None:  # once: a fresh check reads it for the lookup and again to store
+            self._coverage = _digest(self._secret, f"{_COVERAGE},{self._base}")
+        return self._coverage
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CheckDigests):
@@ -481,15 +484,15 @@ class RedisCache:
             if keep:
                 blob = self._codec.encode(write.key, write.value, now, write.attachment)
                 pipe.set(write.key, blob, px=int(write.ttl_seconds * 1000))
-        releasing = release is not None and release.redis is self._redis
-        if release is not None and releasing:
-            pipe.eval(RELEASE_LOCK, 1, release.key, release.token)
+        ours = release if release is not None and release.redis is self._redis else None
+        if ours is not None:
+            pipe.eval(RELEASE_LOCK, 1, ours.key, ours.token)
         try:
             await self.gate.call("set_many", _executed(pipe))
         except CacheUnavailable:
             return [False] * len(writes)
-        if release is not None and releasing:
-            release.released = True  # deleted, or no longer ours: either way not ours to release
+        if ours is not None:
+            ours.released = True  # deleted, or no longer ours: either way not ours to release
         return kept
 
     async def delete(self, key: str) -> None:

@@ -4,8 +4,8 @@
 
     verify(request)
       check_inquiry ─► exact cache entry ──────────────── may serve? ──► answer (cached, age)
-                    └► coverage entry (same patient/payer/provider/dates, an STC 30 inquiry; read with
-                         the exact one in one MGET, decoded only when the exact one cannot serve)
+                    └► coverage entry (same patient/payer/provider/dates, an STC 30 inquiry; read only
+                         when the exact one cannot serve)
                          holds the rows the new codes need? ─► re-interpret its 271 ──► answer (reuse)
                     └► single-flight (Redis across replicas, or this process)
                          control number ─► build 270 ─► validate 270 (strict, or x12.validate_outgoing=always)

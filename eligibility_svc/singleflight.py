@@ -151,10 +151,12 @@ class RedisLock:
         won = await self._gate.call("lock", self.redis.set(key, token, nx=True, px=_ms(ttl_seconds)))
         return token if won else None
 
-    async def acquire_looking(self, key: str, ttl_seconds: float, stored_key: str) -> tuple[str | None, bool]:
-        """``acquire``, and in the same round trip whether ``stored_key`` exists (when the lock was won)."""
+    async def acquire_looking(self, key: str, ttl_seconds: float, stored_key: str | None) -> tuple[str | None, bool]:
+        """``acquire``, and in the same round trip whether ``stored_key`` exists (when the lock was won;
+        with no ``stored_key``, True: something may be stored, ``load`` must look)."""
         token = secrets.token_hex(16)
-        won = int(await self._gate.call("lock", self._acquire(keys=[key, stored_key], args=[token, _ms(ttl_seconds)])))
+        keys = [key] if stored_key is None else [key, stored_key]
+        won = int(await self._gate.call("lock", self._acquire(keys=keys, args=[token, _ms(ttl_seconds)])))
         return (token, won == 2) if won else (None, False)
 
     async def release(self, key: str, token: str) -> bool:
@@ -225,10 +227,7 @@ class RedisSingleFlight:
         deadline = asyncio.get_running_loop().time() + self.max_wait
         while True:
             try:
-                if stored_key is None:
-                    token, stored = await self.lock.acquire(lock_key, self.lock_ttl), True
-                else:
-                    token, stored = await self.lock.acquire_looking(lock_key, self.lock_ttl, stored_key)
+                token, stored = await self.lock.acquire_looking(lock_key, self.lock_ttl, stored_key)
             except CacheUnavailable:
                 return await compute()  # no coordination without Redis, but the check succeeds
             if token is not None:

@@ -342,17 +342,9 @@ class BatchQueue:
         )
         return [entry for _, messages in answer or [] for entry in _entries(messages)]
 
-    async def item(self, entry: WorkEntry) -> BatchItem | None:
-        raw = await self.redis.hget(self.keys.batch_items(entry.batch_id), entry.item_id)
-        return self.open_item(entry.batch_id, entry.item_id, raw) if raw else None
-
-    async def is_done(self, entry: WorkEntry) -> bool:
-        member: Any = self.redis.sismember(self.keys.batch_done(entry.batch_id), entry.item_id)
-        return bool(await member)
-
     async def pending_item(self, entry: WorkEntry) -> tuple[bool, BatchItem | None]:
-        """``is_done`` and ``item`` in one round trip: whether the entry's item is already done, and (when
-        it is not) the item, ``None`` when the batch expired.  ``CacheCorrupt``: the item is unreadable."""
+        """In one round trip: whether the entry's item is already done, and (when it is not) the item,
+        ``None`` when the batch expired.  ``CacheCorrupt``: the item is unreadable."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.sismember(self.keys.batch_done(entry.batch_id), entry.item_id)
             pipe.hget(self.keys.batch_items(entry.batch_id), entry.item_id)
@@ -439,10 +431,13 @@ class BatchPlanner:
     def _question(self, identity: str) -> str:
         return hmac.new(self._salt, identity.encode(), hashlib.sha256).hexdigest()[:32]
 
-    async def add(self, rows: Sequence[AppointmentRow], row_errors: Sequence[ItemResult] = ()) -> None:
+    async def _begin_once(self) -> None:
         if not self._begun:
             await self.queue.begin(self.batch_id, self.spec)
             self._begun = True
+
+    async def add(self, rows: Sequence[AppointmentRow], row_errors: Sequence[ItemResult] = ()) -> None:
+        await self._begin_once()
         self.rows += len(rows) + len(row_errors)
         self.row_errors += len(row_errors)
         await self.queue.add_errors(self.batch_id, row_errors)
@@ -494,9 +489,7 @@ class BatchPlanner:
 
     async def commit(self) -> str:
         """Enqueue the items and make the batch visible; its id."""
-        if not self._begun:
-            await self.queue.begin(self.batch_id, self.spec)
-            self._begun = True
+        await self._begin_once()
         ids = (item_id(number) for number in range(1, self.items + 1))
         await self.queue.commit(self.batch_id, ids, self.rows, self.row_errors, self.first_day)
         self._committed = True

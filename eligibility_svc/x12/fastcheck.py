@@ -40,16 +40,17 @@ import defusedxml.ElementTree as SafeXml
 from eligibility_svc.errors import X12Error
 from eligibility_svc.x12.reader import decode, detect_delimiters
 
+# Shared with ``validate`` (which imports them from here: it calls this module, not the reverse).
 MAP_DIR = Path(__file__).resolve().parent / "maps"
 IMPLEMENTATION = "005010X279A1"
-_ICVN = "00501"
-_FUNCTIONAL_ID = {"270": "HS", "271": "HB"}
+ICVN = "00501"
+FUNCTIONAL_ID = {"270": "HS", "271": "HB"}
+PARENT_LEVEL = {"21": "20", "22": "21", "23": "22"}  # an HL's level → the level its parent must be
+WRAPPER_LOOPS = frozenset({"ISA_LOOP", "GS_LOOP", "ST_LOOP", "HEADER", "DETAIL"})  # map loops, not TR3 loops
 _BLANKS = " \t\r\n"
 _ISA_WIDTHS = (2, 10, 2, 10, 2, 15, 2, 15, 6, 4, 1, 5, 9, 1, 1, 1)
 _ENVELOPE = frozenset({"ISA", "IEA", "GS", "GE", "ST", "SE"})
-_WRAPPER_LOOPS = frozenset({"ISA_LOOP", "GS_LOOP", "ST_LOOP", "HEADER", "DETAIL"})
-_PARENT_LEVEL = {"21": "20", "22": "21", "23": "22"}
-_LEVELS_WITH_CHILDREN = frozenset(_PARENT_LEVEL.values())
+_LEVELS_WITH_CHILDREN = frozenset(PARENT_LEVEL.values())
 _DTP_TYPES = frozenset({"RD8", "D8", "D6", "DT", "TM"})
 _UNLIMITED = 2147483647  # pyx12's MAXINT
 _USAGES = frozenset({"R", "S", "N"})
@@ -189,13 +190,13 @@ def _index() -> dict[str, str]:
     """maps.xml: the map file for the 270 and the 271 of 005010X279A1 (as pyx12's map_index reads it)."""
     found: dict[str, str] = {}
     for version in _xml(MAP_DIR / "maps.xml").iter("version"):
-        if version.get("icvn") != _ICVN:
+        if version.get("icvn") != ICVN:
             continue
         for entry in version.iter("map"):
-            for set_id, fic in _FUNCTIONAL_ID.items():
+            for set_id, fic in FUNCTIONAL_ID.items():
                 if entry.get("vriic") == IMPLEMENTATION and entry.get("fic") == fic and entry.text:
                     found.setdefault(set_id, entry.text.strip())
-    if found.keys() != _FUNCTIONAL_ID.keys():
+    if found.keys() != FUNCTIONAL_ID.keys():
         raise _NotModeled("maps.xml lacks a 270 or 271 map")
     return found
 
@@ -232,7 +233,7 @@ def _compile(path: Path, dictionary: dict[str, tuple[str, int, int]], external: 
         candidates.setdefault(seg.sid, []).append(seg)
     isa, gs = _find(root, ("ISA_LOOP", "ISA")), _find(root, ("ISA_LOOP", "GS_LOOP", "GS"))
     isa12 = isa.children[11] if len(isa.children) > 11 else None
-    if not isinstance(isa12, _Elem) or isa12.code_list[:1] != (_ICVN,):
+    if not isinstance(isa12, _Elem) or isa12.code_list[:1] != (ICVN,):
         raise _NotModeled("the map's ISA12 is not 00501")
     return _Map(root, isa, gs, candidates, {sid: _key_spec(segs) for sid, segs in candidates.items()})
 
@@ -419,7 +420,7 @@ def _assign_paths(root: _Loop) -> None:
                 else:
                     code = _guess_key_code(node) if len(nodes) > 1 else None
                     node.path = f"{prefix}/{node.sid}" + (f"[{code}]" if code is not None else "")
-                    node.tr3_loop = "" if loop is root or loop.lid in _WRAPPER_LOOPS else loop.lid
+                    node.tr3_loop = "" if loop is root or loop.lid in WRAPPER_LOOPS else loop.lid
 
 
 def _loops(loop: _Loop) -> Iterator[_Loop]:
@@ -996,7 +997,7 @@ class _Document:
         ok = True
         if parent is not None:
             parent.has_children = True
-            wanted = _PARENT_LEVEL.get(level)
+            wanted = PARENT_LEVEL.get(level)
             ok = wanted is None or parent.level == wanted
         self.levels[_value(values, 1) or ""] = _HlLevel(level, _value(values, 4) or "")
         return ok
@@ -1057,4 +1058,14 @@ def compile_maps() -> bool:
     return _maps() is not None
 
 
-__all__ = ["compile_maps", "decoded_is_clean", "definitely_clean"]
+__all__ = [
+    "FUNCTIONAL_ID",
+    "ICVN",
+    "IMPLEMENTATION",
+    "MAP_DIR",
+    "PARENT_LEVEL",
+    "WRAPPER_LOOPS",
+    "compile_maps",
+    "decoded_is_clean",
+    "definitely_clean",
+]

@@ -68,7 +68,15 @@ from eligibility_svc.errors import (
     X12ValidationFailed,
     X12WrongTransaction,
 )
-from eligibility_svc.x12.fastcheck import decoded_is_clean
+from eligibility_svc.x12.fastcheck import (
+    FUNCTIONAL_ID,
+    ICVN,
+    IMPLEMENTATION,
+    MAP_DIR,
+    PARENT_LEVEL,
+    WRAPPER_LOOPS,  # loops that only wrap the transaction: a finding in them has no TR3 loop ID
+    decoded_is_clean,
+)
 from eligibility_svc.x12.reader import Delimiters, decode, detect_delimiters
 
 # pyx12 logs every finding at ERROR level with the offending value: patient data must not reach
@@ -78,21 +86,14 @@ _pyx12_log.addHandler(logging.NullHandler())
 _pyx12_log.setLevel(logging.CRITICAL + 1)
 _pyx12_log.propagate = False
 
-MAP_DIR = Path(__file__).resolve().parent / "maps"
-IMPLEMENTATION = "005010X279A1"
-_ICVN = "00501"
 _ISA_LENGTH = 106  # the ISA is fixed-width; pyx12 reads its delimiters by offset
-_FUNCTIONAL_ID = {"270": "HS", "271": "HB"}
 _SET_FOR_GROUP = {"HS": "270", "HB": "271"}
 _BLANKS = " \t\r\n"
-# Loops that only wrap the transaction; a finding in them has no TR3 loop ID.
-_WRAPPER_LOOPS = frozenset({"ISA_LOOP", "GS_LOOP", "ST_LOOP", "HEADER", "DETAIL"})
 # Envelope-level codes pyx12 raises about the trailer rather than the header.
 _IEA_CODES = frozenset({"001", "021", "023", "024"})
 _GE_CODES = frozenset({"3", "4", "5"})
 _SE_CODES = frozenset({"2", "3", "4"})
 # HL03 of each level's parent: 2000B under 2000A, 2000C under 2000B, 2000D under 2000C.
-_PARENT_LEVEL = {"21": "20", "22": "21", "23": "22"}
 # IK403 "implementation pattern match failure": used for the HL hierarchy rules.
 _HIERARCHY_CODE = "I12"
 
@@ -253,7 +254,7 @@ def _elements(tree: Any) -> Iterator[Any]:
 
 def map_file_for(set_id: str) -> str:
     """The map that validates a 270 or a 271, by our map index."""
-    filename: str | None = _index().get_filename(_ICVN, IMPLEMENTATION, _FUNCTIONAL_ID[set_id])
+    filename: str | None = _index().get_filename(ICVN, IMPLEMENTATION, FUNCTIONAL_ID[set_id])
     if filename is None:
         raise X12UnsupportedVersion(f"maps.xml has no map for the {set_id} {IMPLEMENTATION}")
     return filename
@@ -324,7 +325,7 @@ def _choose_map(gs01: str, gs08: str, st01: str, st03: str) -> str:
     guide = st03 or gs08
     if guide.startswith("004010"):
         raise X12UnsupportedVersion(f"{guide} is a 4010 guide", expected=IMPLEMENTATION)
-    if set_id not in _FUNCTIONAL_ID:
+    if set_id not in FUNCTIONAL_ID:
         raise X12WrongTransaction(f"transaction set {set_id or '(none)'}", expected="a 270 or a 271")
     if not guide.startswith("005010X279"):
         raise X12UnsupportedVersion(f"implementation guide {guide or '(none)'}", expected=IMPLEMENTATION)
@@ -408,7 +409,7 @@ def _loop_of(map_node: Any) -> str | None:
     node = map_node
     while node is not None and not node.is_map_root():
         if node.is_loop():
-            return None if node.id in _WRAPPER_LOOPS else str(node.id)
+            return None if node.id in WRAPPER_LOOPS else str(node.id)
         node = node.parent
     return None
 
@@ -439,7 +440,7 @@ class _Hierarchy:
         parent = self.levels.get(parent_id)
         if parent is not None:
             parent.has_children = True
-            wanted = _PARENT_LEVEL.get(level)
+            wanted = PARENT_LEVEL.get(level)
             if wanted is not None and parent.level != wanted:
                 message = (
                     f"HL02 names HL {parent_id} (level {parent.level}) as the parent of a level {level} HL; "
@@ -462,7 +463,7 @@ class _Hierarchy:
                 errh.add_seg(hl.map_node, hl.segment, hl.seg_count, hl.line, None)
                 errh.add_ele(hl.map_node.get_child_node_by_idx(3))
                 errh.ele_error(_HIERARCHY_CODE, f"HL {hl_id} says it has no subordinate HL (HL04 0) but has", "0")
-            elif hl.child_code == "1" and not hl.has_children and hl.level in _PARENT_LEVEL.values():
+            elif hl.child_code == "1" and not hl.has_children and hl.level in PARENT_LEVEL.values():
                 warnings.append(
                     Finding(
                         "warning",
@@ -604,7 +605,7 @@ class _Walk:
 
     def _check_separators(self, node: Any, seg: Any) -> None:
         """A 00501 ISA11 must be a repetition separator distinct from the other delimiters."""
-        if seg.get_value("ISA12") != _ICVN:
+        if seg.get_value("ISA12") != ICVN:
             return  # the wrong version is the finding (ISA12); ISA11 follows from it
         delimiters = self.plan.delimiters
         isa11 = seg.get_value("ISA11") or ""
