@@ -17,7 +17,10 @@ What runs, each in a process of its own:
   (``EligibilityService.verify_json``: no model built), metrics, request id;
 * the floor: a bare aiohttp app whose one handler reads the body, does one Redis GET of a value as
   large as the cached summary and returns it as JSON.  No auth, no parsing, no metrics: the least any
-  cached lookup over HTTP and Redis can cost on this machine;
+  cached lookup over HTTP and Redis can cost on this machine.  Its client is the service's
+  (``make_redis``: same pool, same timeouts); it sends its GET on its own, as a bare handler would,
+  where the service's GETs go through the auto-pipeline (``redis_pipeline``) and share a round trip
+  when requests overlap;
 * for attribution, "http layer": the same ``serve`` with ``EligibilityService.verify`` and
   ``verify_json`` replaced by functions returning the cached summary (no Redis, no service work):
   what the HTTP layer alone costs (auth, body parse, middlewares, metrics; the route sends

@@ -122,6 +122,12 @@ async def plan(queue: BatchQueue, rows: Iterator[AppointmentRow]) -> str:
         return await planner.commit()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (``/proc/PID/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -142,16 +148,20 @@ async def warm_up(queue: BatchQueue, workers: int) -> None:
     await finish(queue, await plan(queue, appointments(100 * workers, "WARM")))
 
 
-async def run(count: int, workers: int, redis_url: str, sandbox_port: int) -> dict[str, float]:
+async def run(count: int, workers: int, redis_url: str, others: dict[str, int]) -> dict[str, float]:
+    """One timed batch; ``others``: the sandbox's and redis-server's pids, whose CPU is reported too."""
     redis = queue_redis(redis_url)
     await redis.flushall()
     queue = BatchQueue(redis, RedisKeys())
     await queue.ensure_group()
-    env = worker_env(redis_url, sandbox_port)
+    env = worker_env(redis_url, others["sandbox_port"])
     command = [sys.executable, "-m", "eligibility_svc", "worker", "--metrics-port", "0"]
     processes = [subprocess.Popen(command, cwd=ROOT, env=env) for _ in range(workers)]  # noqa: ASYNC220
     try:
         await warm_up(queue, workers)
+        pids = {"workers": [p.pid for p in processes], "sandbox": [others["sandbox"]], "redis": [others["redis"]],
+                "enqueue": [os.getpid()]}  # fmt: skip
+        before = {name: sum(cpu_seconds(pid) for pid in group) for name, group in pids.items()}
         started = time.time()
         batch_id = await plan(queue, appointments(count))
         enqueued = time.time() - started
@@ -159,13 +169,22 @@ async def run(count: int, workers: int, redis_url: str, sandbox_port: int) -> di
         assert progress.finished_at is not None
         elapsed = progress.finished_at - started
         rss = [peak_rss_mb(process.pid) for process in processes]
-        return {"elapsed": elapsed, "enqueue": enqueued, "failed": progress.failed, "rss": max(rss)}
+        cpu = {f"cpu_{name}": sum(cpu_seconds(pid) for pid in group) - before[name] for name, group in pids.items()}
+        return {"elapsed": elapsed, "enqueue": enqueued, "failed": progress.failed, "rss": max(rss), **cpu}
     finally:
         for process in processes:
             process.terminate()
         for process in processes:
             process.wait(30)
         await redis.aclose()
+
+
+def print_cpu(result: dict[str, float], count: int) -> None:
+    """Where the CPU went: µs per appointment in each process group, and how many cores were busy."""
+    cpu = {name.removeprefix("cpu_"): seconds for name, seconds in result.items() if name.startswith("cpu_")}
+    shares = ", ".join(f"{name} {seconds / count * 1e6:.0f}" for name, seconds in cpu.items())
+    busy = sum(cpu.values()) / result["elapsed"]
+    print(f"    CPU per appointment (us): {shares}; {busy:.2f} of {os.cpu_count()} cores busy")
 
 
 def main() -> None:
@@ -183,12 +202,14 @@ def main() -> None:
             print(f"{args.appointments} appointments (streamed in, planned {CHUNK_ROWS} at a time), {shape}")
             print(f"floor: {floor:.2f} s (N / (5 x 50) x 0.2 s)")
             for workers in args.workers:
-                result = asyncio.run(run(args.appointments, workers, f"redis://127.0.0.1:{redis_port}/0", sandbox_port))
+                others = {"sandbox": sandbox.pid, "redis": redis.pid, "sandbox_port": sandbox_port}
+                result = asyncio.run(run(args.appointments, workers, f"redis://127.0.0.1:{redis_port}/0", others))
                 print(
                     f"workers={workers}: elapsed {result['elapsed']:.2f} s (enqueue {result['enqueue']:.2f} s), "
                     f"ratio {result['elapsed'] / floor:.3f} (target <= 1.15), failed items {result['failed']:.0f}, "
                     f"peak RSS per worker {result['rss']:.0f} MB (target < 300)"
                 )
+                print_cpu(result, args.appointments)
         finally:
             sandbox.terminate()
             redis.terminate()

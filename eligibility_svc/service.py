@@ -504,9 +504,16 @@ def build_readiness(
 # --- check records ---------------------------------------------------------------------------------
 
 
+RECORD_FORMAT = "record/1"  # the ``format`` of a check record value; its JSON is the attachment (``CheckStore``)
+
+
 class CheckStore:
     """Check records by id in ``store`` (Redis through ``RedisCache``: JSON, sealed by the cache codec
-    when configured), and in ``fallback`` (this process) when the store did not keep one."""
+    when configured), and in ``fallback`` (this process) when the store did not keep one.
+
+    A record is kept as its JSON bytes, straight from pydantic-core, in the entry's attachment (the
+    value only names the format): a record holds the whole summary, and building a dict of it for
+    ``json.dumps`` cost four times as much.  Records written as the bare value are still read."""
 
     def __init__(
         self,
@@ -524,13 +531,14 @@ class CheckStore:
     async def save(self, record: CheckRecord) -> None:
         """Keep ``record``; never raises for an unavailable store."""
         write = self.write(record)
-        if not await self._store.set(write.key, write.value, write.ttl_seconds):
+        if not await self._store.set(write.key, write.value, write.ttl_seconds, attachment=write.attachment):
             await self.keep_here(record)
 
     def write(self, record: CheckRecord) -> CacheWrite:
         """What ``save`` writes to the store, for a caller batching it with other writes to ``store``
         (see ``stored_in``); when the store did not keep it, the caller calls ``keep_here``."""
-        return CacheWrite(self._keys.check(record.check_id), record.model_dump(mode="json"), self.ttl_seconds)
+        body = record.__pydantic_serializer__.to_json(record)
+        return CacheWrite(self._keys.check(record.check_id), {"format": RECORD_FORMAT}, self.ttl_seconds, body)
 
     def stored_in(self, cache: Cache) -> bool:
         """Whether records go to ``cache`` (so writes to both can go together)."""
@@ -540,7 +548,7 @@ class CheckStore:
         """Keep ``record`` in the fallback (this process): the store did not keep it."""
         if self._fallback is not None:
             write = self.write(record)
-            await self._fallback.set(write.key, write.value, write.ttl_seconds)
+            await self._fallback.set(write.key, write.value, write.ttl_seconds, attachment=write.attachment)
 
     async def load(self, check_id: str) -> CheckRecord | None:
         """The record of ``check_id``, or ``None`` when unknown, expired or unreadable."""
@@ -551,7 +559,9 @@ class CheckStore:
         if entry is None:
             return None
         try:
-            return CheckRecord.model_validate(entry.value)
+            if entry.value.get("format") == RECORD_FORMAT:
+                return CheckRecord.model_validate_json(entry.attachment)
+            return CheckRecord.model_validate(entry.value)  # written before records were attachments
         except ValidationError:
             log.warning("check record %s is not readable; treated as unknown", check_id)
             return None

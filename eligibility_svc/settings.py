@@ -230,7 +230,7 @@ class BatchSettings(BaseModel):
     """Pre-visit batches (``eligibility_svc.batch``): the workers' concurrency, retries and claims."""
 
     # Checks in flight per worker process; the per-payer limits still bound what reaches each payer.  The Redis
-    # client's pool blocks rather than fails when busy (cache.make_redis), so this can exceed its size.
+    # client's pool waits rather than fails when busy (cache.make_redis), so this can exceed its size.
     concurrency: int = Field(default=250, ge=1)
     claim_idle_seconds: float = Field(default=60.0, gt=0)  # a dead worker's items are taken over after this
     max_attempts: int = Field(default=4, ge=1)  # a payer that stays down: then the item is marked, not dropped

@@ -36,6 +36,7 @@ from redis.asyncio import Redis
 
 from eligibility_svc.cache import RELEASE_LOCK, CacheUnavailable, LockRelease, RedisGate
 from eligibility_svc.redis_keys import RedisKeys
+from eligibility_svc.redis_pipeline import pipelined
 
 T = TypeVar("T")
 
@@ -141,6 +142,7 @@ class RedisLock:
     def __init__(self, redis: Redis, gate: RedisGate) -> None:
         self.redis = redis
         self._gate = gate
+        self._commands = pipelined(redis)
         self._acquire = redis.register_script(_ACQUIRE)
         self._release = redis.register_script(RELEASE_LOCK)
         self._extend = redis.register_script(_EXTEND)
@@ -148,7 +150,7 @@ class RedisLock:
     async def acquire(self, key: str, ttl_seconds: float) -> str | None:
         """The token when the lock was free and is now ours, else ``None``."""
         token = secrets.token_hex(16)
-        won = await self._gate.call("lock", self.redis.set(key, token, nx=True, px=_ms(ttl_seconds)))
+        won = await self._gate.call("lock", self._commands.call("SET", key, token, "NX", "PX", _ms(ttl_seconds)))
         return token if won else None
 
     async def acquire_looking(self, key: str, ttl_seconds: float, stored_key: str | None) -> tuple[str | None, bool]:
@@ -156,20 +158,22 @@ class RedisLock:
         with no ``stored_key``, True: something may be stored, ``load`` must look)."""
         token = secrets.token_hex(16)
         keys = [key] if stored_key is None else [key, stored_key]
-        won = int(await self._gate.call("lock", self._acquire(keys=keys, args=[token, _ms(ttl_seconds)])))
+        won = int(await self._gate.call("lock", self._commands.script(self._acquire, keys, [token, _ms(ttl_seconds)])))
         return (token, won == 2) if won else (None, False)
 
     async def release(self, key: str, token: str) -> bool:
         """Delete the lock if ``token`` still holds it; whether it did."""
-        return bool(await self._gate.call("unlock", self._release(keys=[key], args=[token])))
+        return bool(await self._gate.call("unlock", self._commands.script(self._release, [key], [token])))
 
     async def extend(self, key: str, token: str, ttl_seconds: float) -> bool:
         """Push the expiry to ``ttl_seconds`` from now if ``token`` still holds it."""
-        return bool(await self._gate.call("lock_extend", self._extend(keys=[key], args=[token, _ms(ttl_seconds)])))
+        return bool(
+            await self._gate.call("lock_extend", self._commands.script(self._extend, [key], [token, _ms(ttl_seconds)]))
+        )
 
     async def held(self, key: str) -> bool:
         """Whether anyone holds the lock now."""
-        return bool(await self._gate.call("lock_check", self.redis.exists(key)))
+        return bool(await self._gate.call("lock_check", self._commands.call("EXISTS", key)))
 
 
 def _ms(seconds: float) -> int:

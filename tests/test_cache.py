@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from eligibility_svc.cache import (
     CacheCorrupt,
@@ -510,3 +511,60 @@ async def test_memory_cache_holds_json_copies() -> None:
     await cache.delete("k")
     assert await cache.get("k") is None
     assert await cache.ping()
+
+
+async def _connected_clients(client: Redis) -> int:
+    listed = await client.execute_command("CLIENT", "LIST")
+    return sum(1 for line in listed.decode().splitlines() if "cmd=blpop" in line)
+
+
+async def test_a_busy_pool_makes_callers_wait_not_fail(redis_url: str) -> None:
+    """Two connections, twelve callers each holding one for 0.1 s: all succeed, never more than two at once."""
+    client = make_redis(redis_url, socket_timeout=5, connect_timeout=3, max_connections=2)
+    observer = make_redis(redis_url)
+    try:
+        seen: list[int] = []
+
+        async def watch() -> None:
+            while True:
+                seen.append(await _connected_clients(observer))
+                await asyncio.sleep(0.02)
+
+        watcher = asyncio.create_task(watch())
+        answers = await asyncio.gather(*(client.blpop([f"test:empty:{n}"], timeout=0.1) for n in range(12)))
+        watcher.cancel()
+        assert answers == [None] * 12
+        assert max(seen) == 2  # the pool was full, and nobody got a third connection
+    finally:
+        await client.aclose()
+        await observer.aclose()
+
+
+async def test_a_pool_busy_past_its_timeout_fails_with_a_connection_error(redis_url: str) -> None:
+    client = make_redis(redis_url, socket_timeout=5, connect_timeout=0.2, max_connections=1)
+    try:
+        holder = asyncio.create_task(client.blpop(["test:empty"], timeout=1))
+        await asyncio.sleep(0.1)
+        started = time.perf_counter()
+        with pytest.raises(RedisConnectionError, match="No connection available"):
+            await client.get("test:k")
+        assert 0.15 < time.perf_counter() - started < 0.6
+        assert await holder is None
+        assert await client.get("test:k") is None  # the released connection serves again
+    finally:
+        await client.aclose()
+
+
+async def test_a_cancelled_waiter_does_not_swallow_a_release(redis_url: str) -> None:
+    client = make_redis(redis_url, socket_timeout=5, connect_timeout=3, max_connections=1)
+    try:
+        holder = asyncio.create_task(client.blpop(["test:empty"], timeout=0.2))
+        await asyncio.sleep(0.05)
+        impatient = asyncio.create_task(client.get("test:a"))
+        patient = asyncio.create_task(client.get("test:b"))
+        await asyncio.sleep(0.05)
+        impatient.cancel()
+        assert await asyncio.wait_for(patient, 2) is None  # woken by the holder's release
+        assert await holder is None
+    finally:
+        await client.aclose()

@@ -7,6 +7,7 @@ Redis itself, metrics from the runtime's own registry.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -400,6 +401,26 @@ async def test_check_records_are_retrievable_and_expire_after_a_week(
                 await runtime.service.get_check(unknown)
     ttl = await redis_client.ttl(f"elig:check:{summary.check_id}")
     assert 7 * 24 * 3600 - 60 < ttl <= 7 * 24 * 3600
+
+
+async def test_records_keep_their_json_as_the_attachment_and_older_records_still_read(
+    sandbox: RunningSandbox, redis_url: str
+) -> None:
+    async with opened(settings_for(sandbox, redis_url=redis_url, encryption_key=ENCRYPTION_KEY)) as runtime:
+        summary = await runtime.service.verify(request_for("01"))
+        kept = await runtime.cache.get(f"elig:check:{summary.check_id}")
+        assert kept is not None
+        assert kept.value == {"format": "record/1"}
+        assert CoverageSummary.model_validate(json.loads(kept.attachment)["summary"]) == summary
+
+        # A record written by a release that kept the record itself as the entry's value.
+        older = (await runtime.service.get_check(summary.check_id or "")).model_dump(mode="json")
+        older["check_id"] = "0123456789abcdef0123456789abcdef"
+        await runtime.cache.set(f"elig:check:{older['check_id']}", older, 60)
+        record = await runtime.service.get_check(older["check_id"])
+        assert record.check_id == older["check_id"]
+        assert record.summary == summary
+        assert record.source == "fresh"
 
 
 class RecordingSink:

@@ -32,14 +32,15 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
 from eligibility_svc.batch.models import AppointmentRow, BatchItem, BatchProgress, BatchSpec, ItemResult
 from eligibility_svc.batch.plan import Group, group_rows, item_id
-from eligibility_svc.cache import ValueCodec
+from eligibility_svc.cache import ValueCodec, WaitingConnectionPool
 from eligibility_svc.redis_keys import BATCH_GROUP, RedisKeys
+from eligibility_svc.redis_pipeline import pipelined
 from eligibility_svc.settings import Settings
 
 CHUNK = 500
@@ -107,7 +108,7 @@ return moved
 def queue_redis(url: str, *, max_connections: int = 64) -> Redis:
     """The batch queue's client: blocking reads (socket timeout above the XREADGROUP block) and a pool
     that makes a caller wait for a free connection rather than fail when hundreds of items are in flight."""
-    pool = BlockingConnectionPool.from_url(
+    pool = WaitingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=30, socket_timeout=10.0, socket_connect_timeout=2.0
     )
     return Redis(connection_pool=pool)
@@ -161,6 +162,7 @@ class BatchQueue:
         self.keys = keys
         self.codec = codec or ValueCodec()
         self.ttl = ttl_seconds
+        self._commands = pipelined(redis)  # the per-item calls share event-loop turns
         self._finish = redis.register_script(_FINISH)
         self._promote = redis.register_script(_PROMOTE)
         self._commit = redis.register_script(_COMMIT)
@@ -345,10 +347,12 @@ class BatchQueue:
     async def pending_item(self, entry: WorkEntry) -> tuple[bool, BatchItem | None]:
         """In one round trip: whether the entry's item is already done, and (when it is not) the item,
         ``None`` when the batch expired.  ``CacheCorrupt``: the item is unreadable."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.sismember(self.keys.batch_done(entry.batch_id), entry.item_id)
-            pipe.hget(self.keys.batch_items(entry.batch_id), entry.item_id)
-            done, raw = await pipe.execute()
+        done, raw = await self._commands.group(
+            [
+                ("SISMEMBER", self.keys.batch_done(entry.batch_id), entry.item_id),
+                ("HGET", self.keys.batch_items(entry.batch_id), entry.item_id),
+            ]
+        )
         if done:
             return True, None
         return False, self.open_item(entry.batch_id, entry.item_id, raw) if raw else None
@@ -356,14 +360,15 @@ class BatchQueue:
     async def finish(self, entry: WorkEntry, rows: Iterable[ItemResult], *, failed: bool) -> None:
         """Store the item's rows once (see the module docstring) and acknowledge the entry."""
         done_key = self.keys.batch_done(entry.batch_id)
-        await self._finish(
-            keys=[
+        await self._commands.script(
+            self._finish,
+            [
                 done_key,
                 self.keys.batch(entry.batch_id),
                 self.keys.batch_results(entry.batch_id),
                 self.keys.batch_work,
             ],
-            args=[
+            [
                 entry.item_id,
                 BATCH_GROUP,
                 entry.entry_id,

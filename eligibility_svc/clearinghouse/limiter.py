@@ -39,6 +39,7 @@ from redis.exceptions import RedisError
 
 from eligibility_svc.errors import ClearinghouseRateLimited
 from eligibility_svc.redis_keys import RedisKeys
+from eligibility_svc.redis_pipeline import pipelined
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,7 @@ class RedisPayerLimiter:
         self._keys = keys or RedisKeys()
         self._clock = clock
         self._script = redis.register_script(_SLOT_SCRIPT)
+        self._commands = pipelined(redis)
         self._fallback = LocalPayerLimiter(default, overrides, clock=clock)
         self.degraded = False  # True while Redis errors sent us to the in-process fallback
 
@@ -259,7 +261,7 @@ class RedisPayerLimiter:
             lease_ms = int((remaining + self._lease_margin) * 1000)
             args: list[float | str] = [limits.rate_per_second, limits.burst, remaining, limits.concurrency]
             args += [lease, lease_ms, int(have_token)]
-            granted, wait_text, leased = await self._script(keys=list(keys), args=args)
+            granted, wait_text, leased = await self._commands.script(self._script, keys, args)
             if int(granted) != 1:
                 raise _saturated(payer_id, limits, "rate")
             have_token = True  # reserved now (or before): no retry below takes another
@@ -277,7 +279,7 @@ class RedisPayerLimiter:
 
     async def _release(self, key: str, lease: str) -> None:
         try:
-            await self._redis.zrem(key, lease)
+            await self._commands.call("ZREM", key, lease)
         except RedisError as exc:  # the lease expires on its own
             self._note_degraded(exc)
 

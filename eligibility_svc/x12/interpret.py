@@ -313,7 +313,7 @@ def _rows(member: _Member) -> list[_Row]:
         eb = loop.eb
         info, stcs, network, proc = eb.info, eb.service_types, eb.in_plan_network, eb.procedure
         networks = _NETWORKS.get(network, _BOTH)
-        specific = networks is not _BOTH
+        specific = network in _NETWORKS  # by membership, not identity with _BOTH (a compiled build boxes it anew)
         # Which per-service cost field the row can fill, and with what.
         if info == "B":
             slot, value = _COPAY, eb.amount

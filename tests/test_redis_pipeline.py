@@ -1,0 +1,141 @@
+"""The auto-pipeline against a real redis-server: commands of one event-loop turn share a round trip,
+each caller gets its own reply or error, groups stay whole and in order, scripts survive a flush."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from eligibility_svc.cache import make_redis
+from eligibility_svc.redis_pipeline import AutoPipeline, pipelined
+from tests.support.redis_server import RedisServer
+
+
+async def _reads(client: Redis) -> int:
+    """Requests the server has read from its clients (a pipeline written at once is one read)."""
+    return int((await client.info("stats"))["total_reads_processed"])
+
+
+async def test_commands_of_one_turn_share_a_round_trip(redis_client: Redis) -> None:
+    commands = pipelined(redis_client)
+    await commands.call("PING")  # the connection is open before counting
+    before = await _reads(redis_client)
+    replies = await asyncio.gather(*(commands.call("INCR", f"test:n:{n % 5}") for n in range(100)))
+    trips = await _reads(redis_client) - before - 1  # the INFO that reads "after"
+    assert trips <= 2, trips  # a hundred commands, one write (the server may read it in two parts)
+    assert sorted(replies) == sorted(list(range(1, 21)) * 5)
+    assert [await redis_client.get(f"test:n:{k}") for k in range(5)] == [b"20"] * 5
+
+
+async def test_a_lone_command_is_sent_at_once_and_answered(redis_client: Redis) -> None:
+    commands = pipelined(redis_client)
+    assert await commands.call("SET", "test:k", b"v", "PX", 60_000) is True
+    assert await commands.call("GET", "test:k") == b"v"
+    assert await commands.call("GET", "test:absent") is None
+    assert pipelined(redis_client) is commands  # one per client
+
+
+async def test_an_error_reaches_only_its_own_caller(redis_client: Redis) -> None:
+    await redis_client.set("test:text", b"x")
+    commands = pipelined(redis_client)
+    outcomes = await asyncio.gather(
+        commands.call("SET", "test:a", b"1"),
+        commands.call("LPUSH", "test:text", b"y"),  # WRONGTYPE: a string, not a list
+        commands.call("GET", "test:text"),
+        return_exceptions=True,
+    )
+    assert outcomes[0] is True
+    assert isinstance(outcomes[1], ResponseError)
+    assert "WRONGTYPE" in str(outcomes[1])
+    assert outcomes[2] == b"x"
+
+
+async def test_a_group_stays_whole_and_in_order(redis_client: Redis) -> None:
+    commands = pipelined(redis_client)
+    first, group, last = await asyncio.gather(
+        commands.call("RPUSH", "test:list", b"before"),
+        commands.group([("RPUSH", "test:list", b"g1"), ("RPUSH", "test:list", b"g2"), ("LLEN", "test:list")]),
+        commands.call("RPUSH", "test:list", b"after"),
+    )
+    assert (first, group, last) == (1, [2, 3, 3], 4)
+    assert await redis_client.lrange("test:list", 0, -1) == [b"before", b"g1", b"g2", b"after"]
+
+
+async def test_a_group_with_a_failing_command_raises_it(redis_client: Redis) -> None:
+    await redis_client.set("test:text", b"x")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await pipelined(redis_client).group([("SET", "test:b", b"1"), ("LPUSH", "test:text", b"y")])
+    assert await redis_client.get("test:b") == b"1"  # not a transaction: what ran, ran
+
+
+async def test_a_script_is_run_by_its_sha_and_reloaded_after_a_flush(redis_client: Redis) -> None:
+    script = redis_client.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    commands = pipelined(redis_client)
+    assert await commands.script(script, ["test:s"], [2]) == 2  # unknown to Redis: loaded, then run
+    await redis_client.script_flush()
+    assert await commands.script(script, ["test:s"], [3]) == 5  # NOSCRIPT again: loaded again
+    before = await _reads(redis_client)
+    assert await commands.script(script, ["test:s"], [1]) == 6
+    assert await _reads(redis_client) - before - 1 == 1  # known now: one EVALSHA
+
+
+async def test_a_caller_that_stops_waiting_leaves_the_others_their_replies(disposable_redis: RedisServer) -> None:
+    client = make_redis(disposable_redis.url, socket_timeout=5)
+    try:
+        commands = pipelined(client)
+        await commands.call("SET", "test:k", b"v")
+        disposable_redis.pause()
+        impatient = asyncio.ensure_future(asyncio.wait_for(commands.call("GET", "test:k"), 0.1))
+        patient = asyncio.ensure_future(commands.call("GET", "test:k"))
+        with pytest.raises(TimeoutError):
+            await impatient
+        disposable_redis.resume()
+        assert await asyncio.wait_for(patient, 5) == b"v"
+        assert await commands.call("GET", "test:k") == b"v"
+    finally:
+        disposable_redis.resume()
+        await client.aclose()
+
+
+async def test_a_dead_server_fails_every_waiting_command_and_a_restarted_one_serves(
+    disposable_redis: RedisServer,
+) -> None:
+    client = make_redis(disposable_redis.url)
+    try:
+        commands = pipelined(client)
+        await commands.call("SET", "test:k", b"v")
+        disposable_redis.kill()
+        outcomes = await asyncio.gather(*(commands.call("GET", "test:k") for _ in range(5)), return_exceptions=True)
+        assert all(isinstance(outcome, RedisConnectionError | RedisTimeoutError) for outcome in outcomes), outcomes
+        disposable_redis.start()  # empty, same port, same client
+        assert await commands.call("GET", "test:k") is None
+        assert await commands.call("SET", "test:k", b"w") is True
+    finally:
+        await client.aclose()
+
+
+def test_a_turn_left_unsent_by_a_finished_loop_does_not_hold_up_the_next_loop(redis_url: str) -> None:
+    """A loop that ends with commands queued (never sent): the pipeline starts clean under the next loop."""
+    client = make_redis(redis_url)
+    commands = AutoPipeline(client)
+
+    async def queue_and_leave() -> None:
+        asyncio.get_running_loop().stop()  # the loop ends after this step: the sending turn never comes
+        commands.call("SET", "test:never", b"sent")
+
+    async def use() -> bytes | None:
+        try:
+            await asyncio.wait_for(commands.call("SET", "test:k", b"v"), 5)
+            return await asyncio.wait_for(commands.call("GET", "test:k"), 5)  # type: ignore[no-any-return]
+        finally:
+            await client.aclose()
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(queue_and_leave())
+    loop.close()  # with the sending turn still scheduled
+    assert asyncio.run(use()) == b"v"
