@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import os
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -540,31 +542,35 @@ async def test_a_busy_pool_makes_callers_wait_not_fail(redis_url: str) -> None:
         await observer.aclose()
 
 
-async def test_a_pool_busy_past_its_timeout_fails_with_a_connection_error(redis_url: str) -> None:
-    client = make_redis(redis_url, socket_timeout=5, connect_timeout=0.2, max_connections=1)
+@contextlib.asynccontextmanager
+async def _pool_of_one_held(
+    redis_url: str, *, wait: float, hold: float
+) -> AsyncIterator[tuple[Redis, asyncio.Task[Any]]]:
+    """A client with one pooled connection, held by a ``BLPOP`` of ``hold`` seconds; callers wait ``wait``."""
+    client = make_redis(redis_url, socket_timeout=5, connect_timeout=wait, max_connections=1)
     try:
-        holder = asyncio.create_task(client.blpop(["test:empty"], timeout=1))
-        await asyncio.sleep(0.1)
-        started = time.perf_counter()
-        with pytest.raises(RedisConnectionError, match="No connection available"):
-            await client.get("test:k")
-        assert 0.15 < time.perf_counter() - started < 0.6
+        holder = asyncio.create_task(client.blpop(["test:empty"], timeout=hold))
+        await asyncio.sleep(0.05)
+        yield client, holder
         assert await holder is None
-        assert await client.get("test:k") is None  # the released connection serves again
     finally:
         await client.aclose()
 
 
+async def test_a_pool_busy_past_its_timeout_fails_with_a_connection_error(redis_url: str) -> None:
+    async with _pool_of_one_held(redis_url, wait=0.2, hold=1) as (client, holder):
+        started = time.perf_counter()
+        with pytest.raises(RedisConnectionError, match="No connection available"):
+            await client.get("test:k")
+        assert 0.15 < time.perf_counter() - started < 0.6
+        await holder
+        assert await client.get("test:k") is None  # the released connection serves again
+
+
 async def test_a_cancelled_waiter_does_not_swallow_a_release(redis_url: str) -> None:
-    client = make_redis(redis_url, socket_timeout=5, connect_timeout=3, max_connections=1)
-    try:
-        holder = asyncio.create_task(client.blpop(["test:empty"], timeout=0.2))
-        await asyncio.sleep(0.05)
+    async with _pool_of_one_held(redis_url, wait=3, hold=0.2) as (client, _):
         impatient = asyncio.create_task(client.get("test:a"))
         patient = asyncio.create_task(client.get("test:b"))
         await asyncio.sleep(0.05)
         impatient.cancel()
         assert await asyncio.wait_for(patient, 2) is None  # woken by the holder's release
-        assert await holder is None
-    finally:
-        await client.aclose()
