@@ -42,7 +42,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,6 +55,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.local_procs import free_port, redis_command, wait_http  # noqa: E402
 
 SCENARIO = ROOT / "x12_fixtures" / "scenarios" / "01-ppo-active-deductible-copays" / "scenario.json"
 FLOOR_KEY = "bench:floor"
@@ -74,12 +75,6 @@ class Result:
 
 
 # --- processes ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pin(pid: int, core: int) -> None:
@@ -101,25 +96,6 @@ def running(command: list[str], *, env: dict[str, str] | None = None) -> Iterato
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-def wait_http(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
-
-
-def redis_server(port: int, workdir: Path) -> list[str]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        raise SystemExit("redis-server is missing: apt-get install -y redis-server")
-    return [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(workdir)]  # fmt: skip
 
 
 def service_env(redis_url: str, keys_json: str) -> dict[str, str]:
@@ -321,7 +297,7 @@ def measure(args: argparse.Namespace) -> None:
     serve = [sys.executable, "-m", "eligibility_svc", "serve", "--port", str(ports["service"])]
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
-        stack.enter_context(running(redis_server(ports["redis"], workdir)))
+        stack.enter_context(running(redis_command(ports["redis"], workdir)))
         stack.enter_context(running(serve, env=service_env(redis_url, keys_json)))
         stack.enter_context(running([sys.executable, __file__, "--floor", str(ports["floor"]), redis_url]))
         wait_http(f"http://127.0.0.1:{ports['service']}/healthz")

@@ -17,8 +17,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.local_procs import free_port, start_redis, start_sandbox  # noqa: E402
 from eligibility_svc.batch.models import AppointmentRow, BatchProgress, BatchSpec  # noqa: E402
 from eligibility_svc.batch.queue import (  # noqa: E402
     BatchQueue,
@@ -46,43 +45,15 @@ LATENCY_S = 0.2
 SCENARIO = ROOT / "x12_fixtures" / "scenarios" / "01-ppo-active-deductible-copays" / "scenario.json"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"{url} did not answer")
-
-
-def start_sandbox(port: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "eligibility_svc", "sandbox", "clearinghouse", "--port", str(port)]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_http(f"http://127.0.0.1:{port}/healthz", process)
+def start_slow_sandbox(port: int) -> subprocess.Popen[bytes]:
+    """The sandbox clearinghouse, answering every payer after 200-220 ms."""
+    process = start_sandbox(port)
     behavior = {"latency": {"fixed_ms": LATENCY_S * 1000, "jitter_ms": 20}}
     body = json.dumps({"default": behavior}).encode()
     put = urllib.request.Request(f"http://127.0.0.1:{port}/admin/config", data=body, method="PUT")
     put.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(put, timeout=5):
         pass
-    return process
-
-
-def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        raise SystemExit("redis-server is missing: scripts/install-test-tools")
-    command = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
     return process
 
 
@@ -196,7 +167,7 @@ def main() -> None:
     sandbox_port, redis_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as workdir:
         redis = start_redis(redis_port, Path(workdir))
-        sandbox = start_sandbox(sandbox_port)
+        sandbox = start_slow_sandbox(sandbox_port)
         try:
             shape = f"{len(PAYERS)} payers x {PER_PAYER} concurrent, 200-220 ms"
             print(f"{args.appointments} appointments (streamed in, planned {CHUNK_ROWS} at a time), {shape}")

@@ -24,18 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -46,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from pydantic import SecretStr  # noqa: E402
 
+from benchmarks.local_procs import free_port, start_redis, start_sandbox  # noqa: E402
 from eligibility_svc.app_state import build_runtime  # noqa: E402
 from eligibility_svc.clearinghouse.core_mime import decode_form, encode_form  # noqa: E402
 from eligibility_svc.metrics import Metrics  # noqa: E402
@@ -63,27 +59,6 @@ Mode = Literal["off", "warn", "strict"]
 TARGET_MS = 2.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_sandbox(port: int) -> subprocess.Popen[bytes]:
-    """The sandbox clearinghouse in its own process; returns once it answers /healthz."""
-    command = [sys.executable, "-m", "eligibility_svc", "sandbox", "clearinghouse", "--port", str(port)]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit("the sandbox clearinghouse did not start")
-
-
 def requests() -> list[EligibilityRequest]:
     """Every fixture scenario's request, for today (so the CORE 154 window always holds), forced fresh."""
     today = dt.datetime.now(ZoneInfo("America/New_York")).date()
@@ -93,24 +68,6 @@ def requests() -> list[EligibilityRequest]:
         service = request.service.model_copy(update={"date": today, "end_date": None})
         found.append(request.model_copy(update={"service": service, "force_refresh": True}))
     return found
-
-
-def start_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
-    """A redis-server of our own (no persistence); returns once it answers PING."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        raise SystemExit("redis-server is missing: apt-get install -y redis-server")
-    command = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen([*command, "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            if sock.recv(16).startswith(b"+PONG"):
-                return process
-        time.sleep(0.05)
-    process.kill()
-    raise SystemExit("redis-server did not start")
 
 
 def settings(port: int, mode: Mode, redis_url: str | None = None) -> Settings:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
 from pathlib import Path
 
 from eligibility_svc.batch.inputs import read_jsonl
-from eligibility_svc.batch.models import BatchSpec, ItemResult
+from eligibility_svc.batch.models import BatchSpec
 from eligibility_svc.batch.plan import plan_items
 from eligibility_svc.batch.queue import BatchQueue, queue_redis
 from eligibility_svc.batch.runner import BatchWorker
@@ -16,6 +15,7 @@ from eligibility_svc.batch.sources import split
 from eligibility_svc.redis_keys import RedisKeys
 from eligibility_svc.sandbox.ch_config import Fault, FaultKind, PayerBehavior, SandboxClearinghouseConfig
 from eligibility_svc.settings import BatchSettings
+from tests.support.batch_runs import run_batch
 from tests.support.ch_servers import SCENARIOS, SandboxFactory
 from tests.support.service_peers import opened, payer_calls, request_for, settings_for
 
@@ -51,19 +51,6 @@ def jsonl_for_all_scenarios() -> list[str]:
     )
     lines.append('{"appointment_id": "BAD", "request": {"payer": {}}}')
     return lines
-
-
-async def run_batch(queue: BatchQueue, worker: BatchWorker, batch_id: str) -> list[ItemResult]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        async with asyncio.timeout(20.0):
-            while (progress := await queue.progress(batch_id)) is None or progress.state != "done":  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await task
-    return [row async for row in queue.results(batch_id)]
 
 
 async def test_every_scenario_dedupe_bad_row_and_payer_down(

@@ -22,6 +22,7 @@ from eligibility_svc.models import ProcedureCode
 from eligibility_svc.redis_keys import BATCH_GROUP, RedisKeys
 from eligibility_svc.sandbox.ch_config import Latency, PayerBehavior, SandboxClearinghouseConfig
 from eligibility_svc.settings import BatchSettings, Settings
+from tests.support.batch_runs import run_batch
 from tests.support.ch_servers import SandboxFactory
 from tests.support.service_peers import ENCRYPTION_KEY, opened, request_for, settings_for
 from tests.support.web_app import AiohttpClient, Api, key, start_api
@@ -165,16 +166,7 @@ async def test_items_and_results_are_sealed_at_rest(sandbox_factory: SandboxFact
             batch_id = await planner.commit()
         async with opened(settings) as runtime:
             worker = BatchWorker(queue, runtime.service, BatchSettings(concurrency=4))
-            stop = asyncio.Event()
-            task = asyncio.create_task(worker.run(stop))
-            try:
-                async with asyncio.timeout(20):
-                    while (progress := await queue.progress(batch_id)) is None or progress.state != "done":  # noqa: ASYNC110
-                        await asyncio.sleep(0.05)
-            finally:
-                stop.set()
-                await task
-        results = [row async for row in queue.results(batch_id)]
+            results = await run_batch(queue, worker, batch_id)
         assert sorted(r.appointment_id for r in results) == ["S0", "S1", "S2", "S3"]
         assert {r.action.value for r in results} == {"not_found_fix_demographics"}  # members the payer lacks
         stored = raw_values(await redis.hgetall(queue.keys.batch_items(batch_id)))
@@ -206,21 +198,15 @@ async def test_a_long_payer_call_keeps_its_lease(sandbox_factory: SandboxFactory
         batch_id = await queue.create(BatchSpec(source="jsonl"), plan_items(appointments(1, 1)), 1, [])
         async with opened(settings) as runtime:
             worker = BatchWorker(queue, runtime.service, batch)
-            stop = asyncio.Event()
-            task = asyncio.create_task(worker.run(stop))
             stolen = []
-            try:
-                async with asyncio.timeout(20):
-                    while (progress := await queue.progress(batch_id)) is None or progress.state != "done":
-                        # another worker looking for abandoned entries, past the idle timeout
-                        claimed: Any = await redis.xautoclaim(
-                            queue.keys.batch_work, BATCH_GROUP, "other", 400, start_id="0-0", count=10
-                        )
-                        stolen += claimed[1]
-                        await asyncio.sleep(0.1)
-            finally:
-                stop.set()
-                await task
+
+            async def look_for_abandoned() -> None:  # another worker, past the idle timeout
+                claimed: Any = await redis.xautoclaim(
+                    queue.keys.batch_work, BATCH_GROUP, "other", 400, start_id="0-0", count=10
+                )
+                stolen.extend(claimed[1])
+
+            await run_batch(queue, worker, batch_id, poll=0.1, while_waiting=look_for_abandoned)
         assert stolen == []
         assert len(box.state.captured) == 1  # the payer was asked once
     finally:

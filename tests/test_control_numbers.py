@@ -86,16 +86,21 @@ async def test_named_counters_are_separate(redis_client: Redis) -> None:
     assert await redis_client.exists(KEYS.control_counter("group")) == 1
 
 
-async def test_without_redis_numbers_come_from_the_fallback(disposable_redis: RedisServer) -> None:
-    errors: list[str] = []
-    client = make_redis(disposable_redis.url)
-    source = RedisControlNumbers(
+def _with_fallback(client: Redis, errors: list[str], *, start: int, **options: int) -> RedisControlNumbers:
+    """Redis numbers falling back to memory ones from ``start``; failed Redis operations go to ``errors``."""
+    return RedisControlNumbers(
         client,
         KEYS,
         gate=RedisGate(on_error=lambda operation, _: errors.append(operation)),
-        fallback=MemoryControlNumbers(start=42),
-        block=2,
+        fallback=MemoryControlNumbers(start=start),
+        **options,
     )
+
+
+async def test_without_redis_numbers_come_from_the_fallback(disposable_redis: RedisServer) -> None:
+    errors: list[str] = []
+    client = make_redis(disposable_redis.url)
+    source = _with_fallback(client, errors, start=42, block=2)
     try:
         first = await source.next()
         assert 1 <= first <= MAX_CONTROL_NUMBER
@@ -119,12 +124,7 @@ async def test_memory_numbers_are_sequential_and_wrap() -> None:
 async def test_callers_waiting_on_a_failed_reservation_fall_back_at_once(disposable_redis: RedisServer) -> None:
     errors: list[str] = []
     client = make_redis(disposable_redis.url)
-    source = RedisControlNumbers(
-        client,
-        KEYS,
-        gate=RedisGate(on_error=lambda operation, _: errors.append(operation)),
-        fallback=MemoryControlNumbers(start=500),
-    )
+    source = _with_fallback(client, errors, start=500)
     disposable_redis.kill()
     try:
         numbers = await asyncio.gather(*(source.next() for _ in range(20)))

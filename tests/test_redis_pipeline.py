@@ -13,20 +13,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from eligibility_svc.cache import make_redis
 from eligibility_svc.redis_pipeline import AutoPipeline, pipelined
-from tests.support.redis_server import RedisServer
-
-
-async def _reads(client: Redis) -> int:
-    """Requests the server has read from its clients (a pipeline written at once is one read)."""
-    return int((await client.info("stats"))["total_reads_processed"])
+from tests.support.redis_server import RedisServer, reads_processed
 
 
 async def test_commands_of_one_turn_share_a_round_trip(redis_client: Redis) -> None:
     commands = pipelined(redis_client)
     await commands.call("PING")  # the connection is open before counting
-    before = await _reads(redis_client)
+    before = await reads_processed(redis_client)
     replies = await asyncio.gather(*(commands.call("INCR", f"test:n:{n % 5}") for n in range(100)))
-    trips = await _reads(redis_client) - before - 1  # the INFO that reads "after"
+    trips = await reads_processed(redis_client) - before - 1  # the INFO that reads "after"
     assert trips <= 2, trips  # a hundred commands, one write (the server may read it in two parts)
     assert sorted(replies) == sorted(list(range(1, 21)) * 5)
     assert [await redis_client.get(f"test:n:{k}") for k in range(5)] == [b"20"] * 5
@@ -79,9 +74,9 @@ async def test_a_script_is_run_by_its_sha_and_reloaded_after_a_flush(redis_clien
     assert await commands.script(script, ["test:s"], [2]) == 2  # unknown to Redis: loaded, then run
     await redis_client.script_flush()
     assert await commands.script(script, ["test:s"], [3]) == 5  # NOSCRIPT again: loaded again
-    before = await _reads(redis_client)
+    before = await reads_processed(redis_client)
     assert await commands.script(script, ["test:s"], [1]) == 6
-    assert await _reads(redis_client) - before - 1 == 1  # known now: one EVALSHA
+    assert await reads_processed(redis_client) - before - 1 == 1  # known now: one EVALSHA
 
 
 async def test_a_caller_that_stops_waiting_leaves_the_others_their_replies(disposable_redis: RedisServer) -> None:

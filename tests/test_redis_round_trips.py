@@ -24,22 +24,16 @@ from eligibility_svc.models import CheckStatus
 from eligibility_svc.redis_keys import RedisKeys
 from eligibility_svc.sandbox.ch_config import Latency, PayerBehavior, SandboxClearinghouseConfig
 from tests.support.ch_servers import SandboxFactory
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, reads_processed
 from tests.support.service_peers import opened, payer_calls, request_for, sample, settings_for
 
 KEYS = RedisKeys("rt:")
 
 
-async def _reads(client: Redis) -> int:
-    """Client requests the server has read so far (this INFO included)."""
-    info = await client.info("stats")
-    return int(info["total_reads_processed"])
-
-
 async def _round_trips(client: Redis, work: Awaitable[object]) -> int:
-    before = await _reads(client)
+    before = await reads_processed(client)
     await work
-    return await _reads(client) - before - 1  # the INFO that reads "after" was read before it answered
+    return await reads_processed(client) - before - 1  # the INFO that reads "after" was read before it answered
 
 
 async def test_an_uncached_check_takes_at_most_seven_redis_round_trips(

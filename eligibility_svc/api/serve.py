@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import signal
 import sys
 from typing import TextIO
 
@@ -22,9 +21,9 @@ from eligibility_svc.api.app import create_app
 from eligibility_svc.api.state import ACCESS, RuntimeFactory
 from eligibility_svc.errors import ConfigurationError
 from eligibility_svc.settings import Settings
+from eligibility_svc.stopping import STOP_SIGNALS
 
 log = logging.getLogger("eligibility_svc.api.serve")
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def base_url(host: str, port: int) -> str:

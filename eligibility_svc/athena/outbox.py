@@ -36,7 +36,6 @@ import hmac
 import logging
 import os
 import random
-import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -61,6 +60,7 @@ from eligibility_svc.models import CoverageSummary, EligibilityRequest
 from eligibility_svc.redis_keys import OUTBOX_GROUP, RedisKeys
 from eligibility_svc.settings import AthenaSettings, Settings
 from eligibility_svc.singleflight import RedisLock
+from eligibility_svc.stopping import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -595,7 +595,7 @@ async def run_outbox_worker(
     worker = OutboxWorker(
         outbox, parts.client, lock_secret=settings.cache.key_secret.get_secret_value().encode(), metrics=metrics
     )
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     try:
         if on_ready is not None:
             await on_ready(worker)
@@ -603,12 +603,3 @@ async def run_outbox_worker(
     finally:
         await parts.client.close()
         await redis.aclose()
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
-    return stop

@@ -8,8 +8,6 @@ deadline), so a loop that stops stepping is wedged and the pod is better restart
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import time
 from collections.abc import Callable
 
@@ -24,16 +22,7 @@ from eligibility_svc.batch.runner import BatchWorker
 from eligibility_svc.errors import ConfigurationError
 from eligibility_svc.metrics import Metrics, metrics_handler
 from eligibility_svc.settings import Settings
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
-    return stop
-
+from eligibility_svc.stopping import stop_on_signals
 
 STALE_AFTER_SECONDS = 120.0  # well past a step's longest wait (a check's 20 s deadline, a 0.5 s read)
 
@@ -83,7 +72,7 @@ async def run_worker(settings: Settings, *, metrics_port: int = 9100, stop: asyn
     """Consume batch items and apply write-backs until SIGTERM/SIGINT (or ``stop``); items in hand finish."""
     if settings.redis_url is None:
         raise ConfigurationError("the worker needs redis_url (ELIG_REDIS_URL): batches and the outbox are there")
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     metrics = Metrics()
     liveness = Liveness()
     runner = await _serve_metrics(metrics, metrics_port, liveness) if metrics_port else None

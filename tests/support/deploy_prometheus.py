@@ -78,7 +78,9 @@ def _stop(process: subprocess.Popen[bytes], timeout: float = 30) -> int:
 
 
 @dataclass
-class ServiceProcess:
+class LocalServer:
+    """A program this test started, listening on ``port`` of 127.0.0.1, writing to ``log``."""
+
     process: subprocess.Popen[bytes]
     port: int
     log: Path
@@ -87,6 +89,11 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def stop(self) -> int:
+        return _stop(self.process)
+
+
+class ServiceProcess(LocalServer):
     @classmethod
     def start(cls, workdir: Path, env: dict[str, str]) -> ServiceProcess:
         """``eligibility-svc serve`` with ``env`` as its only ELIG_ configuration."""
@@ -112,20 +119,8 @@ class ServiceProcess:
         _wait(lambda: http_get(f"{service.url}/healthz", timeout=2)[0] == 200, what, process, log)
         return service
 
-    def stop(self) -> int:
-        return _stop(self.process)
 
-
-@dataclass
-class PrometheusServer:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
+class PrometheusServer(LocalServer):
     @classmethod
     def start(cls, workdir: Path, *, targets: dict[str, str], rule_file: Path) -> PrometheusServer:
         """Scrape each target (job → address) every second, with the rules of ``rule_file`` evaluated every second."""
@@ -178,6 +173,3 @@ class PrometheusServer:
             if found or time.monotonic() > deadline:
                 return found
             time.sleep(0.25)
-
-    def stop(self) -> int:
-        return _stop(self.process)

@@ -157,6 +157,13 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
+async def reads_processed(client: Redis) -> int:
+    """Requests the server has read from its clients so far, this INFO included (a pipeline or an MGET
+    written at once is one read, so differences count round trips)."""
+    info = await client.info("stats")
+    return int(info["total_reads_processed"])
+
+
 @pytest.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     client = make_redis(redis_url)

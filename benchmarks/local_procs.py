@@ -1,0 +1,68 @@
+"""The processes the benchmarks start on this machine: a redis-server and the sandbox clearinghouse."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STARTUP_SECONDS = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = STARTUP_SECONDS) -> None:
+    """Return once ``url`` answers; exit when it does not in time (or ``process`` ended first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (process is None or process.poll() is None):
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
+
+
+def redis_command(port: int, workdir: Path) -> list[str]:
+    """A redis-server on 127.0.0.1:``port`` with no persistence, its files in ``workdir``."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise SystemExit("redis-server is missing: scripts/install-test-tools (or apt-get install -y redis-server)")
+    return [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(workdir)]  # fmt: skip
+
+
+def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    """``redis_command`` started; returns once it answers PING."""
+    process = subprocess.Popen(redis_command(port, workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            if sock.recv(16).startswith(b"+PONG"):
+                return process
+        time.sleep(0.05)
+    process.kill()
+    raise SystemExit("redis-server did not start")
+
+
+def start_sandbox(port: int) -> subprocess.Popen[bytes]:
+    """The sandbox clearinghouse in its own process; returns once it answers /healthz."""
+    command = [sys.executable, "-m", "eligibility_svc", "sandbox", "clearinghouse", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", process)
+    except SystemExit:
+        process.kill()
+        raise
+    return process
