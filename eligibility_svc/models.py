@@ -80,7 +80,9 @@ class ProcedureCode(_Strict):
 
     code: Annotated[str, Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9]+$")]
     qualifier: Literal["HC", "AD", "CJ", "N4", "ZZ"] = "HC"
-    modifiers: Annotated[list[Annotated[str, Field(pattern=r"^[A-Z0-9]{2}$")]], Field(max_length=4)] = []
+    modifiers: Annotated[list[Annotated[str, Field(pattern=r"^[A-Z0-9]{2}$")]], Field(max_length=4)] = Field(
+        default_factory=list  # a factory: a ``[]`` default is deep-copied on every validation
+    )
 
 
 class ServiceRequest(_Strict):
@@ -88,8 +90,8 @@ class ServiceRequest(_Strict):
 
     date: dt.date
     end_date: dt.date | None = Field(default=None, description="end of a date range (RD8); omit for one day")
-    service_types: Annotated[list[Code], Field(max_length=99)] = []
-    procedures: Annotated[list[ProcedureCode], Field(max_length=99)] = []
+    service_types: Annotated[list[Code], Field(max_length=99)] = Field(default_factory=list)
+    procedures: Annotated[list[ProcedureCode], Field(max_length=99)] = Field(default_factory=list)
     place_of_service: Annotated[str, Field(pattern=r"^\d{2}$")] | None = Field(
         default=None, description="CMS place of service code (11 office, 22 outpatient hospital ...)"
     )

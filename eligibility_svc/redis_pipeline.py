@@ -6,7 +6,10 @@ connection, a ``send`` and a ``recv``: on a loopback socket those system calls, 
 of a worker's Redis time.  ``AutoPipeline.call`` instead queues the command and returns a future;
 once per event-loop turn everything queued in that turn goes out as one non-transactional pipeline
 (one connection, one write, the replies read together), and each future gets its own reply.  With
-hundreds of checks in flight a turn carries tens of commands; with one, it is one plain command.
+hundreds of checks in flight a turn carries tens of commands.  The turn is written and read on a
+pooled connection directly (``_exchange``): redis-py's own command and pipeline paths start a timer
+per reply and a task per write, which cost more CPU than the round trip; measured on a loopback
+socket, one GET took 82 µs of client CPU through ``Redis.get`` and 54 µs here.
 
 What stays as without it:
 
@@ -15,7 +18,7 @@ What stays as without it:
   failed each of them);
 * a ``group`` of commands stays together and in order within one pipeline (``set_many``: the record
   before the entries, the lock's release last);
-* deadlines are the callers' own: a caller that stops waiting (``RedisGate``'s timeout) cancels only
+* deadlines are the callers' own: a caller that stops waiting (``RedisGate``'s timeout) ends only
   its future, and its reply is dropped when it comes;
 * scripts are sent as ``EVALSHA``; after a Redis restart (``NOSCRIPT``) the one call is repeated
   through redis-py's ``Script``, which loads it.
@@ -28,14 +31,18 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
+from redis._parsers.base import AsyncBaseParser
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 Command = tuple[Any, ...]  # a command name and its arguments, as ``execute_command`` takes them
+Callbacks = Mapping[Any, Callable[..., Any]]  # redis-py's response callbacks, by command name
 
 
 class _Pending:
@@ -58,6 +65,13 @@ class AutoPipeline:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        # redis-py's response callbacks as a plain dict, under both spellings of each command name (its
+        # own dict folds the case of the name on every lookup).
+        self._callbacks: Callbacks = {
+            spelling: call
+            for name, call in redis.response_callbacks.items()
+            for spelling in (str(name).upper(), str(name).lower())
+        }
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: _Pending | None = None  # set while a flush is scheduled for this turn
         self._sending: set[asyncio.Task[None]] = set()
@@ -84,7 +98,7 @@ class AutoPipeline:
         future: asyncio.Future[Any] = loop.create_future()
         if self._pending is None:
             self._pending = _Pending()
-            loop.call_soon(self._flush)
+            loop.call_soon(self._flush)  # after every callback of this turn has queued its commands
         self._pending.add(future, commands, group=group)
         return future
 
@@ -92,7 +106,9 @@ class AutoPipeline:
         pending, self._pending = self._pending, None
         if pending is None:
             return
-        task = asyncio.ensure_future(self._send(pending))
+        # A task only now: one made with the first command would be a coroutine never awaited (and
+        # warned about) when the loop closes before the turn ends.
+        task = asyncio.get_running_loop().create_task(self._send(pending))
         self._sending.add(task)  # a strong reference until it is done
         task.add_done_callback(self._sending.discard)
 
@@ -111,13 +127,51 @@ class AutoPipeline:
                 _answer(future, replies[first:end], group=group)
 
     async def _replies(self, commands: list[Command]) -> list[Any]:
-        if len(commands) == 1:  # nothing to share this turn: a plain command costs less than a pipeline
-            return [await self._redis.execute_command(*commands[0])]  # type: ignore[no-untyped-call]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-            return replies
+        """The replies to ``commands`` (an error reply as its exception), from one pooled connection.
+
+        A connection that fails before the replies come (one Redis closed while it sat in the pool)
+        is dropped and the turn sent once more on another, as redis-py's own one retry would."""
+        pool = self._redis.connection_pool
+        for attempt in (1, 2):
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+            try:
+                return await _exchange(connection, commands, self._callbacks)
+            except (RedisConnectionError, ConnectionError):  # not OSError: a timeout is one too
+                await connection.disconnect()
+                if attempt == 2:
+                    raise
+            except BaseException:  # a timeout, a cancellation: unread replies may be on the way
+                await connection.disconnect()
+                raise
+            finally:
+                await pool.release(connection)
+        raise AssertionError("unreachable")  # pragma: no cover - the second attempt returns or raises
+
+
+async def _exchange(connection: AbstractConnection, commands: list[Command], callbacks: Callbacks) -> list[Any]:
+    """Write ``commands`` at once, then read one reply each under one deadline (the socket timeout).
+
+    This is what a redis-py pipeline does, without its per-reply timers and per-call bookkeeping, which
+    cost more than the round trip itself: the write goes to the connection's stream and the replies
+    come from its parser, which hands an error reply back as its exception rather than raising it."""
+    if not connection.is_connected:
+        await connection.connect()  # type: ignore[no-untyped-call]
+    writer, parser = connection._writer, cast(AsyncBaseParser, connection._parser)  # private: see the docstring
+    if writer is None:
+        raise RedisConnectionError("the connection closed while it was opened")
+    writer.writelines(connection.pack_commands(commands))
+    async with asyncio.timeout(connection.socket_timeout):
+        await writer.drain()  # at once, unless the socket's buffer is full
+        replies = [await parser.read_response(disable_decoding=False) for _ in commands]
+    return [_with_callback(reply, command[0], callbacks) for reply, command in zip(replies, commands, strict=True)]
+
+
+def _with_callback(reply: Any, name: Any, callbacks: Callbacks) -> Any:
+    """``reply`` as redis-py returns it for ``name`` (``SET`` → ``True`` ...); an error reply as is."""
+    if isinstance(reply, Exception):
+        return reply
+    callback = callbacks.get(name)
+    return reply if callback is None else callback(reply)
 
 
 def _answer(future: asyncio.Future[Any], replies: list[Any], *, group: bool) -> None:

@@ -93,6 +93,7 @@ class ApiKeyAuthenticator:
 
     def __init__(self, keys: Collection[ApiKeySettings], *, compare: Comparator = hmac.compare_digest) -> None:
         self._keys = {key.id: key for key in keys}
+        self._principals = {key.id: Principal(key.id, key.name, frozenset(key.scopes)) for key in keys}
         self._compare = compare
 
     def authenticate(self, authorization: str | None) -> Principal:
@@ -110,7 +111,7 @@ class ApiKeyAuthenticator:
         matches = self._compare(hash_secret(key_id, secret).encode(), expected.encode())
         if not matches or entry is None or entry.disabled:
             raise Unauthenticated("the API key is not valid")
-        return Principal(key_id=entry.id, name=entry.name, scopes=frozenset(entry.scopes))
+        return self._principals[entry.id]
 
     @staticmethod
     def authorize(principal: Principal, scope: ApiScope) -> None:

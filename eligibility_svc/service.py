@@ -39,7 +39,6 @@ What is kept, all under ``RedisKeys`` (values JSON, AES-GCM sealed when ``cache.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 import time
@@ -49,6 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Literal, Protocol, cast
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from eligibility_svc.cache import Cache, CacheEntry, CacheWrite, CheckDigests, JsonObject, check_digests, inquiry_codes
@@ -377,8 +377,6 @@ def stamp_reused(
 # --- the exact entry ----------------------------------------------------------------------------------
 
 KEPT_SUMMARY_FORMAT = 2  # the ``format`` of a ``KeptSummary`` value; older entries hold the bare summary
-# ``json.dumps(..., separators=(",", ":"), allow_nan=False)`` without building an encoder per call.
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def summary_json(summary: CoverageSummary, **options: Any) -> bytes:
@@ -429,9 +427,10 @@ class KeptSummary:
         provenance = {**self.provenance, "cached": True, "age_seconds": round(age, 3)}
         if sandbox:
             provenance["sandbox"] = True
-        patched = _COMPACT_JSON.encode(provenance).encode()
+        patched = pydantic_core.to_json(provenance)  # compact, UTF-8; a fifth of json.dumps' time
         separator = b"," if len(self.body) > 2 else b""
-        return b"".join((self.body[:-1], separator, b'"provenance":', patched, b"}"))
+        # The body without its closing brace, as a view: a summary is copied once, into the answer.
+        return b"".join((memoryview(self.body)[:-1], separator, b'"provenance":', patched, b"}"))
 
     def to_model(self, age: float) -> CoverageSummary | None:
         """The summary as ``stamp_cached`` would serve it; ``None`` when it does not validate."""
@@ -657,6 +656,7 @@ class EligibilityService:
         self._redis_configured = redis_configured
         self.sandbox = sandbox
         self._clock = clock
+        self._today_at: tuple[int, dt.date] = (-1, dt.date.min)  # (unix second, that second's date)
 
     @property
     def validation_mode(self) -> Mode:
@@ -935,8 +935,12 @@ class EligibilityService:
         return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
 
     def _today(self) -> dt.date:
-        """Today where the practices are (the cache time zone): the CORE 154 window is relative to it."""
-        return dt.datetime.fromtimestamp(self._clock(), self._policy.timezone).date()
+        """Today where the practices are (the cache time zone): the CORE 154 window is relative to it.
+        Worked out again only when the clock has moved to another second."""
+        second = int(self._clock())
+        if second != self._today_at[0]:
+            self._today_at = (second, dt.datetime.fromtimestamp(second, self._policy.timezone).date())
+        return self._today_at[1]
 
     def _validate(self, text: str, direction: Direction, mode: Mode | None = None) -> tuple[ValidationFinding, ...]:
         """``check_x12`` (in ``mode``, by default the setting's) with the findings counted, also when

@@ -134,3 +134,36 @@ def test_a_turn_left_unsent_by_a_finished_loop_does_not_hold_up_the_next_loop(re
     loop.run_until_complete(queue_and_leave())
     loop.close()  # with the sending turn still scheduled
     assert asyncio.run(use()) == b"v"
+
+
+async def test_connections_redis_closed_while_idle_are_replaced_on_first_use(redis_url: str) -> None:
+    """The pool does not probe a connection at checkout: one Redis dropped fails once and is retried."""
+    client, killer = make_redis(redis_url), make_redis(redis_url)
+    try:
+        commands = pipelined(client)
+        await asyncio.gather(*(commands.call("SET", f"test:idle:{n}", b"v") for n in range(3)), client.ping())
+        idle = len(client.connection_pool._available_connections)  # type: ignore[attr-defined]
+        assert idle >= 2  # the pipeline's connection and the PING's
+        assert await killer.client_kill_filter(_type="normal", skipme=True) >= idle
+        assert await commands.call("GET", "test:idle:0") == b"v"  # the auto-pipeline's own retry
+        assert await client.get("test:idle:1") == b"v"  # redis-py's retry, on a connection of this pool
+    finally:
+        await client.aclose()
+        await killer.aclose()
+
+
+async def test_a_turn_that_timed_out_does_not_leave_its_reply_for_the_next(disposable_redis: RedisServer) -> None:
+    """A read that outlived the socket timeout drops its connection: the late reply answers nobody."""
+    client = make_redis(disposable_redis.url, socket_timeout=0.2)
+    try:
+        commands = pipelined(client)
+        assert await commands.call("SET", "test:k", b"old") is True
+        disposable_redis.pause()
+        with pytest.raises(TimeoutError):
+            await commands.call("GET", "test:k")  # "old" is on its way once Redis wakes
+        disposable_redis.resume()
+        assert await commands.call("SET", "test:k", b"new") is True  # not the stale b"old"
+        assert await commands.call("GET", "test:k") == b"new"
+    finally:
+        disposable_redis.resume()
+        await client.aclose()

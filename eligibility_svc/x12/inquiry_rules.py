@@ -98,6 +98,7 @@ def npi_is_valid(npi: str) -> bool:
     return total % 10 == 0
 
 
+@functools.lru_cache(maxsize=8)  # asked on every check, with the same today all day
 def core_date_window(today: date) -> tuple[date, date]:
     """The service dates CORE 154 obliges payers to answer for: 12 months back through month end."""
     back = _same_day(today.year - 1, today.month, today.day)
@@ -172,7 +173,11 @@ def _member_id_problems(member_id: str | None) -> list[Problem]:
         return []
     field = "member_id"  # its length (2 to 80, as NM109) is checked by the model
     # Characters X12 cannot carry at all are reported by writable_problems; here the shape only.
-    odd = [ch for ch in dict.fromkeys(member_id) if ch in X12_TEXT_CHARACTERS and ch not in _MEMBER_ID_CHARACTERS]
+    odd = (
+        []
+        if _MEMBER_ID_CHARACTERS.issuperset(member_id)
+        else [ch for ch in dict.fromkeys(member_id) if ch in X12_TEXT_CHARACTERS and ch not in _MEMBER_ID_CHARACTERS]
+    )
     if odd:
         shown = ", ".join(repr(ch) for ch in odd)
         return [(field, f"{member_id!r} contains {shown}; a member ID holds only letters, digits and hyphens")]
