@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import random
 import re
 import sys
 from collections.abc import Iterator
@@ -31,6 +30,8 @@ from typing import Any, TextIO
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel
+
+from eligibility_svc.ids import unique_hex
 
 REDACTED = "[REDACTED]"
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -195,10 +196,8 @@ def current_request_id() -> str | None:
 
 
 def new_request_id() -> str:
-    """32 random lower-case hex digits (the shape ``uuid4().hex`` has).  A request id names a request
-    in logs; it guards nothing, so it comes from ``random`` (reseeded in every forked child) rather
-    than a system call for OS entropy on every request."""
-    return f"{random.getrandbits(128):032x}"
+    """32 random lower-case hex digits (the shape ``uuid4().hex`` has; ``ids``: it guards nothing)."""
+    return unique_hex()
 
 
 @contextmanager

@@ -31,15 +31,18 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from redis._parsers.base import AsyncBaseParser
+import hiredis
+from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import DataError, InvalidResponse, NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Command = tuple[Any, ...]  # a command name and its arguments, as ``execute_command`` takes them
 Callbacks = Mapping[Any, Callable[..., Any]]  # redis-py's response callbacks, by command name
@@ -59,6 +62,12 @@ class _Pending:
         self.commands.extend(commands)
         self.waiters.append((future, first, len(self.commands), group))
 
+    def fail(self, error: BaseException) -> None:
+        """Every command failed (the connection did): each caller still waiting gets ``error``."""
+        for future, *_ in self.waiters:
+            if not future.done():
+                future.set_exception(error)
+
 
 class AutoPipeline:
     """Sends the commands queued during one event-loop turn as one pipeline (see the module docstring)."""
@@ -74,6 +83,8 @@ class AutoPipeline:
         }
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: _Pending | None = None  # set while a flush is scheduled for this turn
+        self._link: _Link | None = None
+        self._connecting: asyncio.Task[_Link] | None = None
         self._sending: set[asyncio.Task[None]] = set()
 
     def call(self, *command: Any) -> asyncio.Future[Any]:
@@ -93,8 +104,8 @@ class AutoPipeline:
 
     def _queue(self, commands: Sequence[Command], *, group: bool) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # a new loop (tests): whatever the old one queued died with it
-            self._loop, self._pending = loop, None
+        if loop is not self._loop:  # a new loop (tests): what the old one queued or opened died with it
+            self._loop, self._pending, self._link, self._connecting = loop, None, None, None
         future: asyncio.Future[Any] = loop.create_future()
         if self._pending is None:
             self._pending = _Pending()
@@ -106,72 +117,196 @@ class AutoPipeline:
         pending, self._pending = self._pending, None
         if pending is None:
             return
-        # A task only now: one made with the first command would be a coroutine never awaited (and
-        # warned about) when the loop closes before the turn ends.
-        task = asyncio.get_running_loop().create_task(self._send(pending))
+        link = self._link
+        if link is not None and link.open:
+            link.send(pending)  # the common case: no task, no await
+            return
+        # No open connection: open one first.  A task only now: one made with the first command would
+        # be a coroutine never awaited (and warned about) when the loop closes before the turn ends.
+        task = asyncio.get_running_loop().create_task(self._send_when_open(pending))
         self._sending.add(task)  # a strong reference until it is done
         task.add_done_callback(self._sending.discard)
 
-    async def _send(self, pending: _Pending) -> None:
+    async def _send_when_open(self, pending: _Pending) -> None:
         try:
-            replies = await self._replies(pending.commands)
-        except BaseException as exc:  # the connection failed: every command of it failed
-            for future, *_ in pending.waiters:
-                if not future.done():
-                    future.set_exception(exc)
+            link = await self._open_link()
+        except BaseException as exc:  # Redis cannot be reached: every command of the turn fails
+            pending.fail(exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        for future, first, end, group in pending.waiters:
-            if not future.done():
-                _answer(future, replies[first:end], group=group)
+        link.send(pending)
 
-    async def _replies(self, commands: list[Command]) -> list[Any]:
-        """The replies to ``commands`` (an error reply as its exception), from one pooled connection.
+    async def _open_link(self) -> _Link:
+        """The open link, or one opened now (turns that find it opening wait for the same one)."""
+        if self._link is not None and self._link.open:
+            return self._link
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.get_running_loop().create_task(self._connect())
+        link = await asyncio.shield(self._connecting)
+        if self._link is None or not self._link.open:
+            self._link = link
+        return self._link
 
-        A connection that fails before the replies come (one Redis closed while it sat in the pool)
-        is dropped and the turn sent once more on another, as redis-py's own one retry would."""
+    async def _connect(self) -> _Link:
+        """A connection of the client's pool, connected and greeted by redis-py (AUTH, SELECT, TLS ...),
+        then read and written here: it is checked out for good, so the pool counts it and closing
+        the client closes it."""
         pool = self._redis.connection_pool
-        for attempt in (1, 2):
-            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-            try:
-                return await _exchange(connection, commands, self._callbacks)
-            except (RedisConnectionError, ConnectionError):  # not OSError: a timeout is one too
-                await connection.disconnect()
-                if attempt == 2:
-                    raise
-            except BaseException:  # a timeout, a cancellation: unread replies may be on the way
-                await connection.disconnect()
-                raise
-            finally:
-                await pool.release(connection)
-        raise AssertionError("unreachable")  # pragma: no cover - the second attempt returns or raises
+        connection: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            # A socket of its own, opened now: an idle pooled one may be one Redis has since closed.
+            await connection.disconnect()
+            await connection.connect()  # type: ignore[no-untyped-call]
+            writer = connection._writer  # private: the stream redis-py opened
+            if writer is None or writer.transport.is_closing():
+                raise RedisConnectionError("the connection to Redis closed as it was opened")
+        except BaseException:
+            await pool.release(connection)
+            raise
+        return _Link(connection, writer.transport, self._callbacks, on_lost=self._give_back)
+
+    def _give_back(self, connection: AbstractConnection) -> None:
+        """A link's connection closed: it goes back to the pool (which reconnects it when next used)."""
+        task = asyncio.get_running_loop().create_task(self._release(connection))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _release(self, connection: AbstractConnection) -> None:
+        await connection.disconnect()
+        await self._redis.connection_pool.release(connection)
 
 
-async def _exchange(connection: AbstractConnection, commands: list[Command], callbacks: Callbacks) -> list[Any]:
-    """Write ``commands`` at once, then read one reply each under one deadline (the socket timeout).
+class _Link(asyncio.Protocol):
+    """One connection carrying every turn: each is written as it is flushed, without waiting for the
+    turns before it, and Redis answers them in order, so replies go to the oldest turn still waiting.
 
-    This is what a redis-py pipeline does, without its per-reply timers and per-call bookkeeping, which
-    cost more than the round trip itself: the write goes to the connection's stream and the replies
-    come from its parser, which hands an error reply back as its exception rather than raising it."""
-    if not connection.is_connected:
-        await connection.connect()  # type: ignore[no-untyped-call]
-    writer, parser = connection._writer, cast(AsyncBaseParser, connection._parser)  # private: see the docstring
-    if writer is None:
-        raise RedisConnectionError("the connection closed while it was opened")
-    writer.writelines(connection.pack_commands(commands))
-    async with asyncio.timeout(connection.socket_timeout):
-        await writer.drain()  # at once, unless the socket's buffer is full
-        replies = [await parser.read_response(disable_decoding=False) for _ in commands]
-    return [_with_callback(reply, command[0], callbacks) for reply, command in zip(replies, commands, strict=True)]
+    A turn unanswered after the connection's socket timeout closes the connection; a closed connection
+    fails every turn still waiting on it, and the next turn opens another."""
+
+    def __init__(
+        self,
+        connection: AbstractConnection,
+        transport: asyncio.BaseTransport,
+        callbacks: Callbacks,
+        *,
+        on_lost: Callable[[AbstractConnection], None],
+    ) -> None:
+        self._connection = connection  # kept: dropping it would close its stream, and so the socket
+        self._on_lost = on_lost
+        self._transport = cast(asyncio.Transport, transport)
+        self._stream_protocol = transport.get_protocol()  # redis-py's: told when the socket closes
+        self._callbacks = callbacks
+        self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
+        self._turns: deque[_Turn] = deque()
+        self._timeout = connection.socket_timeout
+        self._lost = False
+        transport.set_protocol(self)
+
+    @property
+    def open(self) -> bool:
+        """Whether a turn sent now can be answered (a closing socket drops what is written to it)."""
+        return not self._lost and not self._transport.is_closing()
+
+    def send(self, pending: _Pending) -> None:
+        turn = _Turn(pending)
+        if self._timeout:
+            turn.timer = asyncio.get_running_loop().call_later(self._timeout, self._expire, turn)
+        self._turns.append(turn)
+        self._transport.write(_packed(pending.commands))
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._reader.feed(data)
+            while (reply := self._reader.gets()) is not False:
+                self._take(reply)
+        except Exception as exc:  # not Redis's protocol, or a reply nobody asked for: nothing more can match
+            self._close(RedisConnectionError(f"unreadable reply from Redis: {type(exc).__name__}"))
+
+    def _take(self, reply: Any) -> None:
+        turn = self._turns[0]  # IndexError for a reply no turn waits for
+        turn.replies.append(_with_callback(reply, turn.pending.commands[len(turn.replies)][0], self._callbacks))
+        if len(turn.replies) == len(turn.pending.commands):
+            self._turns.popleft()
+            turn.answer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        error = RedisConnectionError(f"the connection to Redis closed ({exc or 'by the server'})")
+        while self._turns:
+            self._turns.popleft().fail(error)
+        self._stream_protocol.connection_lost(exc)  # redis-py's stream ends too (its close waits on it)
+        self._on_lost(self._connection)
+
+    def _expire(self, turn: _Turn) -> None:
+        if turn in self._turns:  # unanswered: the replies still to come could not be matched to anyone
+            self._close(RedisTimeoutError(f"Redis did not answer within {self._timeout} s"))
+
+    def _close(self, error: BaseException) -> None:
+        """Fail every waiting turn with ``error`` and drop the connection."""
+        self._lost = True
+        while self._turns:
+            self._turns.popleft().fail(error)
+        self._transport.abort()
+
+
+class _Turn:
+    __slots__ = ("pending", "replies", "timer")
+
+    def __init__(self, pending: _Pending) -> None:
+        self.pending = pending
+        self.replies: list[Any] = []
+        self.timer: asyncio.TimerHandle | None = None
+
+    def answer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        for future, first, end, group in self.pending.waiters:
+            if not future.done():
+                _answer(future, self.replies[first:end], group=group)
+
+    def fail(self, error: BaseException) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.pending.fail(error)
+
+
+def _packed(commands: list[Command]) -> bytes:
+    """``commands`` in the Redis protocol (RESP arrays of bulk strings), encoded as redis-py encodes
+    arguments: bytes as they are, text as UTF-8, numbers in decimal."""
+    out: list[bytes] = []
+    for command in commands:
+        out.append(b"*%d\r\n" % len(command))
+        for argument in command:
+            data = argument if isinstance(argument, bytes) else _encoded(argument)
+            out += (b"$%d\r\n" % len(data), data, b"\r\n")
+    return b"".join(out)
+
+
+def _encoded(argument: Any) -> bytes:
+    if isinstance(argument, str):
+        return argument.encode()
+    if isinstance(argument, int) and not isinstance(argument, bool):
+        return b"%d" % argument
+    if isinstance(argument, float):
+        return repr(argument).encode()
+    if isinstance(argument, memoryview | bytearray):
+        return bytes(argument)
+    raise DataError(f"cannot send a {type(argument).__name__} to Redis: send bytes, text or a number")
 
 
 def _with_callback(reply: Any, name: Any, callbacks: Callbacks) -> Any:
-    """``reply`` as redis-py returns it for ``name`` (``SET`` → ``True`` ...); an error reply as is."""
+    """``reply`` as redis-py returns it for ``name`` (``SET`` → ``True`` ...); an error reply, or a
+    callback's failure, as the exception its caller gets."""
     if isinstance(reply, Exception):
         return reply
     callback = callbacks.get(name)
-    return reply if callback is None else callback(reply)
+    if callback is None:
+        return reply
+    try:
+        return callback(reply)
+    except Exception as exc:
+        return exc
 
 
 def _answer(future: asyncio.Future[Any], replies: list[Any], *, group: bool) -> None:

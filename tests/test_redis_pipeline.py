@@ -136,20 +136,65 @@ def test_a_turn_left_unsent_by_a_finished_loop_does_not_hold_up_the_next_loop(re
     assert asyncio.run(use()) == b"v"
 
 
-async def test_connections_redis_closed_while_idle_are_replaced_on_first_use(redis_url: str) -> None:
-    """The pool does not probe a connection at checkout: one Redis dropped fails once and is retried."""
+async def test_connections_redis_closed_are_replaced_on_next_use(redis_url: str) -> None:
+    """Redis drops every client: the pipeline opens a new connection for its next turn, and the pool
+    (which does not probe connections at checkout) hands out an idle dead one that redis-py retries."""
     client, killer = make_redis(redis_url), make_redis(redis_url)
     try:
         commands = pipelined(client)
         await asyncio.gather(*(commands.call("SET", f"test:idle:{n}", b"v") for n in range(3)), client.ping())
-        idle = len(client.connection_pool._available_connections)  # type: ignore[attr-defined]
-        assert idle >= 2  # the pipeline's connection and the PING's
-        assert await killer.client_kill_filter(_type="normal", skipme=True) >= idle
-        assert await commands.call("GET", "test:idle:0") == b"v"  # the auto-pipeline's own retry
-        assert await client.get("test:idle:1") == b"v"  # redis-py's retry, on a connection of this pool
+        assert await killer.client_kill_filter(_type="normal", skipme=True) >= 2  # the pipeline's and the PING's
+        await asyncio.sleep(0.05)  # the pipeline's socket sees its end
+        assert await commands.call("GET", "test:idle:0") == b"v"
+        assert await client.get("test:idle:1") == b"v"
     finally:
         await client.aclose()
         await killer.aclose()
+
+
+async def test_turns_share_one_connection_without_waiting_for_each_other(disposable_redis: RedisServer) -> None:
+    """A turn is written while earlier ones still wait for their replies; replies go back in order."""
+    client = make_redis(disposable_redis.url, socket_timeout=5)
+    try:
+        commands = pipelined(client)
+        await commands.call("SET", "test:n", 0)
+        before = await _clients(client)
+        disposable_redis.pause()
+        turns = []
+        for _ in range(3):  # three turns, each written before any is answered
+            turns.append(asyncio.ensure_future(commands.group([("INCR", "test:n"), ("GET", "test:n")])))
+            await asyncio.sleep(0.01)
+        disposable_redis.resume()
+        assert [await asyncio.wait_for(turn, 5) for turn in turns] == [[1, b"1"], [2, b"2"], [3, b"3"]]
+        assert await _clients(client) == before  # no connection was added for the turns in flight
+    finally:
+        disposable_redis.resume()
+        await client.aclose()
+
+
+async def test_closing_the_client_closes_the_pipelines_connection(redis_url: str) -> None:
+    client, observer = make_redis(redis_url), make_redis(redis_url)
+    try:
+        await pipelined(client).call("SET", "test:k", b"v")
+        name = f"elig-test-{id(client)}"
+        await pipelined(client).call("CLIENT", "SETNAME", name)
+        assert name in await _names(observer)
+        await client.aclose()
+        for _ in range(50):
+            if name not in await _names(observer):
+                break
+            await asyncio.sleep(0.01)
+        assert name not in await _names(observer)
+    finally:
+        await observer.aclose()
+
+
+async def _clients(client: Redis) -> int:
+    return len(await client.client_list())
+
+
+async def _names(client: Redis) -> set[str]:
+    return {entry["name"] for entry in await client.client_list()}
 
 
 async def test_a_turn_that_timed_out_does_not_leave_its_reply_for_the_next(disposable_redis: RedisServer) -> None:
@@ -159,7 +204,7 @@ async def test_a_turn_that_timed_out_does_not_leave_its_reply_for_the_next(dispo
         commands = pipelined(client)
         assert await commands.call("SET", "test:k", b"old") is True
         disposable_redis.pause()
-        with pytest.raises(TimeoutError):
+        with pytest.raises(RedisTimeoutError):
             await commands.call("GET", "test:k")  # "old" is on its way once Redis wakes
         disposable_redis.resume()
         assert await commands.call("SET", "test:k", b"new") is True  # not the stale b"old"

@@ -6,10 +6,10 @@ Pure.  Field names are the rule's, case and all (some servers compare them case-
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 
 from eligibility_svc.clearinghouse.transport import CORE_RULE_VERSION, PAYLOAD_TYPE_270, PROCESSING_MODE_REAL_TIME
+from eligibility_svc.ids import unique_uuid
 
 # The request's metadata in the order the rule lists it.  MIME carries UserName/Password as fields;
 # SOAP carries them in the WS-Security header instead.
@@ -89,7 +89,7 @@ def new_request(
     """A request with a fresh PayloadID (a UUID: every attempt is a new message) and the current time."""
     return CoreRequest(
         payload=x12_270,
-        payload_id=str(uuid.uuid4()),
+        payload_id=unique_uuid(),
         timestamp=core_timestamp(now),
         sender_id=sender_id,
         receiver_id=receiver_id,

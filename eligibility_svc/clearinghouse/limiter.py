@@ -28,7 +28,6 @@ import asyncio
 import logging
 import random
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from eligibility_svc.errors import ClearinghouseRateLimited
+from eligibility_svc.ids import unique_hex
 from eligibility_svc.redis_keys import RedisKeys
 from eligibility_svc.redis_pipeline import pipelined
 
@@ -253,7 +253,7 @@ class RedisPayerLimiter:
     async def _obtain(self, payer_id: str, keys: tuple[str, str], deadline: float) -> str:
         """A lease, the token taken first: both in one script call when no wait is needed."""
         limits = self.limits(payer_id)
-        lease = uuid.uuid4().hex
+        lease = unique_hex()
         have_token = False
         pause = _POLL_FIRST
         while True:

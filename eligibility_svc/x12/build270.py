@@ -43,12 +43,12 @@ Choices, and why:
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal, Protocol
 
 from eligibility_svc.errors import ConfigurationError, InquiryInvalid
+from eligibility_svc.ids import unique_hex
 from eligibility_svc.models import EligibilityRequest, Patient, Payer, PersonName, Provider, ServiceRequest
 from eligibility_svc.settings import X12Settings
 from eligibility_svc.x12.inquiry_rules import X12_TEXT_CHARACTERS, writable_problems
@@ -213,8 +213,8 @@ def build_270(
 
 
 def new_trace_number() -> str:
-    """A fresh TRN02/BHT03 value: 32 upper-case hex digits (a random UUID), unique without coordination."""
-    return uuid.uuid4().hex.upper()
+    """A fresh TRN02/BHT03 value: 32 upper-case random hex digits, unique without coordination."""
+    return unique_hex().upper()
 
 
 def _check_trace(trace_number: str, originator: str) -> None:
