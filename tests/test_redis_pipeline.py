@@ -8,11 +8,11 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from eligibility_svc.cache import make_redis
-from eligibility_svc.redis_pipeline import AutoPipeline, pipelined
+from eligibility_svc.redis_pipeline import AutoPipeline, _packed, pipelined
 from tests.support.redis_server import RedisServer, reads_processed
 
 
@@ -212,3 +212,18 @@ async def test_a_turn_that_timed_out_does_not_leave_its_reply_for_the_next(dispo
     finally:
         disposable_redis.resume()
         await client.aclose()
+
+
+def test_commands_are_encoded_as_redis_py_encodes_them() -> None:
+    """Our RESP writer against redis-py's, argument kinds the hot paths send included."""
+    client = make_redis("redis://127.0.0.1:1/0")  # never connected: only its packer is used
+    connection = client.connection_pool.make_connection()
+    commands = [
+        ("SET", "elig:cache:k", b"J{}\n" + b"x" * 70_000, "PX", 3_600_000),
+        ("EVALSHA", "a" * 40, 1, "elig:limit:P", 1795561921.9835963, -3, "Müller"),
+        ("SET", "k", memoryview(b"view"), "NX"),
+    ]
+    assert _packed(commands) == b"".join(connection.pack_commands(commands))
+    for unsendable in (True, None, object()):
+        with pytest.raises(DataError):
+            _packed([("SET", "k", unsendable)])
