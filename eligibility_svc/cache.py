@@ -392,7 +392,8 @@ class WaitingConnectionPool(ConnectionPool):
 
     A checkout does not probe the socket (redis-py's pool tries a zero-timeout read on every one, to
     find a connection Redis closed while it sat idle): such a connection fails on its first use and
-    the one retry (``make_redis``; ``redis_pipeline`` likewise) takes another.  Connections are never
+    the one retry (``make_redis``) takes another; ``redis_pipeline`` opens a fresh socket on the
+    connection it takes.  Connections are never
     put back with a reply unread: every path that stops reading disconnects first.  No lock is taken:
     nothing between looking for a connection and taking it awaits.  redis-py's pool-usage telemetry
     and release events (used only by its token re-authentication) are not emitted.

@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, cast
 
 import hiredis
@@ -55,21 +55,34 @@ Callbacks = Mapping[Any, Callable[..., Any]]  # redis-py's response callbacks, b
 
 
 class _Pending:
-    """Queued commands and, for each, the future its caller awaits (a group: one future, many commands)."""
+    """One turn: queued commands and, for each, the future its caller awaits (a group: one future,
+    many commands); once sent, the replies come in as they arrive, under the turn's deadline timer."""
 
-    __slots__ = ("commands", "waiters")
+    __slots__ = ("commands", "replies", "timer", "waiters")
 
     def __init__(self) -> None:
         self.commands: list[Command] = []
         self.waiters: list[tuple[asyncio.Future[Any], int, int, bool]] = []  # future, first, end, group
+        self.replies: list[Any] = []
+        self.timer: asyncio.TimerHandle | None = None
 
     def add(self, future: asyncio.Future[Any], commands: Sequence[Command], *, group: bool) -> None:
         first = len(self.commands)
         self.commands.extend(commands)
         self.waiters.append((future, first, len(self.commands), group))
 
+    def answer(self) -> None:
+        """Every reply is in: each caller still waiting gets its own."""
+        if self.timer is not None:
+            self.timer.cancel()
+        for future, first, end, group in self.waiters:
+            if not future.done():
+                _answer(future, self.replies[first:end], group=group)
+
     def fail(self, error: BaseException) -> None:
         """Every command failed (the connection did): each caller still waiting gets ``error``."""
+        if self.timer is not None:
+            self.timer.cancel()
         for future, *_ in self.waiters:
             if not future.done():
                 future.set_exception(error)
@@ -91,7 +104,7 @@ class AutoPipeline:
         self._pending: _Pending | None = None  # set while a flush is scheduled for this turn
         self._link: _Link | None = None
         self._connecting: asyncio.Task[_Link] | None = None
-        self._sending: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     def call(self, *command: Any) -> asyncio.Future[Any]:
         """One command's reply (redis-py's response callbacks applied), or its error, when awaited."""
@@ -129,9 +142,7 @@ class AutoPipeline:
             return
         # No open connection: open one first.  A task only now: one made with the first command would
         # be a coroutine never awaited (and warned about) when the loop closes before the turn ends.
-        task = asyncio.get_running_loop().create_task(self._send_when_open(pending))
-        self._sending.add(task)  # a strong reference until it is done
-        task.add_done_callback(self._sending.discard)
+        self._in_background(self._send_when_open(pending))
 
     async def _send_when_open(self, pending: _Pending) -> None:
         try:
@@ -174,9 +185,12 @@ class AutoPipeline:
 
     def _give_back(self, connection: AbstractConnection) -> None:
         """A link's connection closed: it goes back to the pool (which reconnects it when next used)."""
-        task = asyncio.get_running_loop().create_task(self._release(connection))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        self._in_background(self._release(connection))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)  # a strong reference until it is done
+        task.add_done_callback(self._background.discard)
 
     async def _release(self, connection: AbstractConnection) -> None:
         await connection.disconnect()
@@ -204,7 +218,7 @@ class _Link(asyncio.Protocol):
         self._stream_protocol = transport.get_protocol()  # redis-py's: told when the socket closes
         self._callbacks = callbacks
         self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
-        self._turns: deque[_Turn] = deque()
+        self._turns: deque[_Pending] = deque()
         self._timeout = connection.socket_timeout
         self._lost = False
         transport.set_protocol(self)
@@ -214,12 +228,11 @@ class _Link(asyncio.Protocol):
         """Whether a turn sent now can be answered (a closing socket drops what is written to it)."""
         return not self._lost and not self._transport.is_closing()
 
-    def send(self, pending: _Pending) -> None:
-        turn = _Turn(pending)
+    def send(self, turn: _Pending) -> None:
         if self._timeout:
             turn.timer = asyncio.get_running_loop().call_later(self._timeout, self._expire, turn)
         self._turns.append(turn)
-        self._transport.write(_packed(pending.commands))
+        self._transport.write(_packed(turn.commands))
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -231,50 +244,29 @@ class _Link(asyncio.Protocol):
 
     def _take(self, reply: Any) -> None:
         turn = self._turns[0]  # IndexError for a reply no turn waits for
-        turn.replies.append(_with_callback(reply, turn.pending.commands[len(turn.replies)][0], self._callbacks))
-        if len(turn.replies) == len(turn.pending.commands):
+        turn.replies.append(_with_callback(reply, turn.commands[len(turn.replies)][0], self._callbacks))
+        if len(turn.replies) == len(turn.commands):
             self._turns.popleft()
             turn.answer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = True
-        error = RedisConnectionError(f"the connection to Redis closed ({exc or 'by the server'})")
-        while self._turns:
-            self._turns.popleft().fail(error)
+        self._fail_all(RedisConnectionError(f"the connection to Redis closed ({exc or 'by the server'})"))
         self._stream_protocol.connection_lost(exc)  # redis-py's stream ends too (its close waits on it)
         self._on_lost(self._connection)
 
-    def _expire(self, turn: _Turn) -> None:
+    def _expire(self, turn: _Pending) -> None:
         if turn in self._turns:  # unanswered: the replies still to come could not be matched to anyone
             self._close(RedisTimeoutError(f"Redis did not answer within {self._timeout} s"))
 
     def _close(self, error: BaseException) -> None:
         """Fail every waiting turn with ``error`` and drop the connection."""
+        self._fail_all(error)
+        self._transport.abort()
+
+    def _fail_all(self, error: BaseException) -> None:
         self._lost = True
         while self._turns:
             self._turns.popleft().fail(error)
-        self._transport.abort()
-
-
-class _Turn:
-    __slots__ = ("pending", "replies", "timer")
-
-    def __init__(self, pending: _Pending) -> None:
-        self.pending = pending
-        self.replies: list[Any] = []
-        self.timer: asyncio.TimerHandle | None = None
-
-    def answer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        for future, first, end, group in self.pending.waiters:
-            if not future.done():
-                _answer(future, self.replies[first:end], group=group)
-
-    def fail(self, error: BaseException) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.pending.fail(error)
 
 
 def _packed(commands: list[Command]) -> bytes:
