@@ -1,6 +1,9 @@
 """Parse + interpret speed, in µs per segment, against two baselines timed in the same run.
 
-    .venv/bin/python benchmarks/bench_parse.py [--rounds 7] [--min-seconds 0.3]
+    .venv/bin/python benchmarks/bench_parse.py [--core compiled|pure] [--rounds 7] [--min-seconds 0.3]
+
+``--core compiled`` (the default, as the image runs) measures a mypyc build of the X12 core
+(``build_support/compiled_tree.py``, built on first use); ``--core pure`` the Python source.
 
 Files: every scenario 271 in x12_fixtures/ and every 5010 271 in ../shared/corpus.
 Baselines, on the same bytes:
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +32,11 @@ from eligibility_svc.x12.parse271 import parse_271
 from eligibility_svc.x12.reader import decode, detect_delimiters, read_elements, read_interchange
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.append(str(ROOT))  # after the compiled tree, when PYTHONPATH puts one first
+
+from benchmarks.local_procs import CORES, rerun_on_core  # noqa: E402
+from eligibility_svc.core_build import core_kind  # noqa: E402
+
 CORPUS = ROOT.parent / "shared" / "corpus" / "271"
 SCENARIOS = ROOT / "x12_fixtures" / "scenarios"
 
@@ -142,7 +151,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--min-seconds", type=float, default=0.05)
+    parser.add_argument("--core", choices=CORES, default="compiled", help="X12 core to measure (default: compiled)")
     args = parser.parse_args()
+    rerun_on_core(args.core)
+    print(f"X12 core: {core_kind()}")
     samples = load_samples()
     accepted = [s for s in samples if pyx12_reader(s) is not None]
     print(f"{len(samples)} files, {sum(s.segments for s in samples)} segments; pyx12 reads {len(accepted)} of them")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -13,6 +14,35 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 30.0
+CORES = ("compiled", "pure")
+
+
+def core_env(core: str) -> dict[str, str]:
+    """What a child Python's environment needs to run ``core``: the compiled build first on its path, or nothing.
+
+    Children start with ``-P`` (no script or working directory on the path), so the path alone decides
+    which package runs: the compiled tree, else the development install (pure).
+    """
+    if core == "pure":
+        return {}
+    sys.path.append(str(ROOT))
+    from build_support.compiled_tree import KEPT, compiled_tree, source_key
+
+    if not (KEPT / source_key()).is_dir():
+        print("building the compiled X12 core (about a minute) ...", file=sys.stderr, flush=True)
+    return {"PYTHONPATH": str(compiled_tree())}
+
+
+def rerun_on_core(core: str) -> None:
+    """Run this benchmark again in a process on ``core`` unless this one already is (the pure run stays here)."""
+    from eligibility_svc.core_build import core_kind
+
+    if core_kind() == core or (core == "pure" and core_kind() != "compiled"):
+        return
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env.update(core_env(core))
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-P", *sys.argv], env)  # this very script again
 
 
 def free_port() -> int:
@@ -58,7 +88,7 @@ def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
 
 def start_sandbox(port: int) -> subprocess.Popen[bytes]:
     """The sandbox clearinghouse in its own process; returns once it answers /healthz."""
-    command = [sys.executable, "-m", "eligibility_svc", "sandbox", "clearinghouse", "--port", str(port)]
+    command = [sys.executable, "-P", "-m", "eligibility_svc", "sandbox", "clearinghouse", "--port", str(port)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", process)

@@ -32,6 +32,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics import MetricWrapperBase
 
+from eligibility_svc.core_build import core_kind
+
 NAMESPACE = "eligibility"
 OTHER = "other"
 
@@ -99,6 +101,7 @@ class Metrics:
         self._define_http_and_checks()
         self._define_payer_side()
         self._define_background()
+        self._define_build()
         self._bind_hot_path()
 
     def _counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
@@ -136,6 +139,12 @@ class Metrics:
         self.x12_findings = self._counter(
             "x12_validation_findings", "Implementation-guide findings in 271s", ("severity",)
         )
+
+    def _define_build(self) -> None:
+        self.x12_core = self._gauge(
+            "x12_core", "1 on how this process runs the X12 core: compiled (mypyc), pure (Python) or mixed", ("kind",)
+        )
+        self.x12_core.labels(core_kind()).set(1)
 
     def _define_background(self) -> None:
         self.outbox_backlog = self._gauge("outbox_backlog", "athenaNet write-backs waiting")

@@ -122,14 +122,16 @@ class AutoPipeline:
             return await script(keys=list(keys), args=list(args))
 
     def _queue(self, commands: Sequence[Command], *, group: bool) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # a new loop (tests): what the old one queued or opened died with it
-            self._loop, self._pending, self._link, self._connecting = loop, None, None, None
-        future: asyncio.Future[Any] = loop.create_future()
-        if self._pending is None:
-            self._pending = _Pending()
+        pending, loop = self._pending, self._loop
+        if pending is None or loop is None or loop.is_closed():  # the first command of this turn
+            # Asked once per turn, not per command: Python 3.11 makes a getpid() system call each time.
+            loop = asyncio.get_running_loop()
+            if loop is not self._loop:  # a new loop (tests): what the old one queued or opened died with it
+                self._loop, self._link, self._connecting = loop, None, None
+            pending = self._pending = _Pending()
             loop.call_soon(self._flush)  # after every callback of this turn has queued its commands
-        self._pending.add(future, commands, group=group)
+        future: asyncio.Future[Any] = loop.create_future()
+        pending.add(future, commands, group=group)
         return future
 
     def _flush(self) -> None:
@@ -220,6 +222,7 @@ class _Link(asyncio.Protocol):
         self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
         self._turns: deque[_Pending] = deque()
         self._timeout = connection.socket_timeout
+        self._loop = asyncio.get_running_loop()
         self._lost = False
         transport.set_protocol(self)
 
@@ -230,7 +233,7 @@ class _Link(asyncio.Protocol):
 
     def send(self, turn: _Pending) -> None:
         if self._timeout:
-            turn.timer = asyncio.get_running_loop().call_later(self._timeout, self._expire, turn)
+            turn.timer = self._loop.call_later(self._timeout, self._expire, turn)
         self._turns.append(turn)
         self._transport.write(_packed(turn.commands))
 

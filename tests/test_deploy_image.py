@@ -112,7 +112,8 @@ def test_environment_holds_only_known_settings_and_no_secrets(final: Stage) -> N
 
 def test_build_context_holds_what_the_dockerfile_copies_and_nothing_else() -> None:
     rules = ignore_rules()
-    copied = ["pyproject.toml", "README.md", "eligibility_svc/settings.py", "eligibility_svc/x12/maps"]
+    copied = ["pyproject.toml", "README.md", "setup.py", "build_support/build_backend.py"]
+    copied += ["eligibility_svc/settings.py", "eligibility_svc/x12/maps"]
     copied += [str(p.relative_to(ROOT)) for p in (ROOT / "x12_fixtures" / "scenarios").rglob("*") if p.is_file()]
     for path in copied:
         assert (ROOT / path).exists(), path
@@ -126,6 +127,7 @@ def test_build_context_holds_what_the_dockerfile_copies_and_nothing_else() -> No
         "x12_fixtures/tools/canonicalize.py",
         "benchmarks",
         "eligibility_svc.egg-info/PKG-INFO",
+        "build/compiled-core/0123456789abcdef/eligibility_svc/x12/reader.cpython-312-x86_64-linux-gnu.so",
     ):
         assert ignored(path, rules), f"{path} would be sent to the builder"
 
@@ -153,6 +155,14 @@ def test_the_wheel_carries_every_data_file_of_the_package() -> None:
     assert data_files
     missing = [f for f in data_files if not any(fnmatch.fnmatchcase(f, pattern) for pattern in patterns)]
     assert missing == [], "add them to [tool.setuptools.package-data] in pyproject.toml"
+
+
+def test_the_builder_compiles_the_x12_core_and_the_image_carries_no_compiler(final: Stage) -> None:
+    builder = stages()[0]
+    assert "ELIGIBILITY_SVC_COMPILE=1" in " ".join(builder.all("ENV")), "production runs the compiled core"
+    assert "gcc" in " ".join(builder.all("RUN"))
+    assert "ELIGIBILITY_SVC_COMPILE" not in " ".join(final.all("ENV"))
+    assert not any("apt-get" in args for args in final.all("RUN"))
 
 
 def test_tzdata_ships_for_the_cache_timezone() -> None:

@@ -9,7 +9,6 @@ refused), idle keep-alive connections close, ``/readyz`` turns ``not_ready``, re
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import sys
 from typing import TextIO
@@ -20,6 +19,7 @@ from eligibility_svc.api.access import banner
 from eligibility_svc.api.app import create_app
 from eligibility_svc.api.state import ACCESS, RuntimeFactory
 from eligibility_svc.errors import ConfigurationError
+from eligibility_svc.gc_tuning import freeze_startup_objects
 from eligibility_svc.settings import Settings
 from eligibility_svc.stopping import STOP_SIGNALS
 
@@ -62,26 +62,6 @@ async def serve(
     finally:
         _remove_signals()
     log.info("stopped")
-
-
-# Allocations (net of frees) between young-generation collections; CPython's default is 700.
-YOUNG_GC_THRESHOLD = 10_000
-
-
-def freeze_startup_objects() -> None:
-    """Exempt what startup built (X12 maps, code tables, settings, the app) from garbage collection,
-    and collect the young generation less often.
-
-    The cached path allocates thousands of short-lived objects per request, so full collections are
-    frequent, and each one walked every long-lived object too: freezing them doubled cached-path
-    throughput and cut its p99 several times (``benchmarks/bench_api.py``).  A young collection costs
-    what is alive when it runs (the requests in flight), not what was allocated since the last one,
-    so running it every 10,000 allocations instead of 700 cuts its share of a request several times;
-    reference counting still frees everything that is not a cycle at once."""
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_GC_THRESHOLD, older, oldest)
 
 
 async def _listen(runner: web.AppRunner, host: str, port: int) -> int:
