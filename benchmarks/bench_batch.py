@@ -1,6 +1,6 @@
 """A pre-visit batch at scale: N appointments over 5 payers, worker processes consuming from Redis.
 
-Run from the project root:  .venv/bin/python benchmarks/bench_batch.py [--appointments N] [--workers 1 2]
+Run from the project root:  .venv/bin/python benchmarks/bench_batch.py [--appointments N] [--workers 1 2] [--core pure]
 
 The sandbox clearinghouse runs in its own process with ~200 ms latency (plus 0-20 ms jitter) for
 every payer; the workers are ``eligibility-svc worker`` processes with a per-payer concurrency of 50
@@ -8,6 +8,7 @@ every payer; the workers are ``eligibility-svc worker`` processes with a per-pay
 every one is a payer call.  The floor is what the limits allow: N / (5 payers x 50) x 0.2 s.  Printed:
 elapsed (enqueue to the last result stored), the ratio to the floor (target <= 1.15), and the peak
 RSS of each worker process (VmHWM; target < 300 MB).  Workers start and warm up before the clock.
+Workers and sandbox run the compiled X12 core, as the image does (``--core pure``: the Python source).
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ LATENCY_S = 0.2
 SCENARIO = ROOT / "x12_fixtures" / "scenarios" / "01-ppo-active-deductible-copays" / "scenario.json"
 
 
-def start_slow_sandbox(port: int) -> subprocess.Popen[bytes]:
-    """The sandbox clearinghouse, answering every payer after 200-220 ms."""
-    process = start_sandbox(port)
+def start_slow_sandbox(port: int, core: str) -> subprocess.Popen[bytes]:
+    """The sandbox clearinghouse, answering every payer after 200-220 ms (on the workers' X12 core)."""
+    process = start_sandbox(port, core)
     behavior = {"latency": {"fixed_ms": LATENCY_S * 1000, "jitter_ms": 20}}
     body = json.dumps({"default": behavior}).encode()
     put = urllib.request.Request(f"http://127.0.0.1:{port}/admin/config", data=body, method="PUT")
@@ -170,11 +171,11 @@ def main() -> None:
     sandbox_port, redis_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as workdir:
         redis = start_redis(redis_port, Path(workdir))
-        sandbox = start_slow_sandbox(sandbox_port)
+        sandbox = start_slow_sandbox(sandbox_port, args.core)
         try:
             shape = f"{len(PAYERS)} payers x {PER_PAYER} concurrent, 200-220 ms"
             print(f"{args.appointments} appointments (streamed in, planned {CHUNK_ROWS} at a time), {shape}")
-            print(f"floor: {floor:.2f} s (N / (5 x 50) x 0.2 s); workers on the {args.core} X12 core")
+            print(f"floor: {floor:.2f} s (N / (5 x 50) x 0.2 s); workers and sandbox on the {args.core} X12 core")
             for workers in args.workers:
                 others = {"sandbox": sandbox.pid, "redis": redis.pid, "sandbox_port": sandbox_port}
                 url = f"redis://127.0.0.1:{redis_port}/0"
@@ -185,6 +186,8 @@ def main() -> None:
                     f"peak RSS per worker {result['rss']:.0f} MB (target < 300)"
                 )
                 print_cpu(result, args.appointments)
+                if result["failed"]:
+                    raise SystemExit("items failed: the run measured errors, not checks (see the sandbox's setup)")
         finally:
             sandbox.terminate()
             redis.terminate()

@@ -30,7 +30,8 @@ def core_env(core: str) -> dict[str, str]:
 
     if not (KEPT / source_key()).is_dir():
         print("building the compiled X12 core (about a minute) ...", file=sys.stderr, flush=True)
-    return {"PYTHONPATH": str(compiled_tree())}
+    # The tree holds the package only: the sandbox's default fixtures (next to the package) are here.
+    return {"PYTHONPATH": str(compiled_tree()), "ELIG_SANDBOX__FIXTURES_DIR": str(ROOT / "x12_fixtures")}
 
 
 def rerun_on_core(core: str) -> None:
@@ -86,10 +87,11 @@ def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
     raise SystemExit("redis-server did not start")
 
 
-def start_sandbox(port: int) -> subprocess.Popen[bytes]:
-    """The sandbox clearinghouse in its own process; returns once it answers /healthz."""
+def start_sandbox(port: int, core: str = "pure") -> subprocess.Popen[bytes]:
+    """The sandbox clearinghouse in its own process (on ``core``); returns once it answers /healthz."""
     command = [sys.executable, "-P", "-m", "eligibility_svc", "sandbox", "clearinghouse", "--port", str(port)]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, **core_env(core)}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", process)
     except SystemExit:

@@ -36,6 +36,10 @@ def get_requires_for_build_wheel(config_settings: dict[str, str | list[str]] | N
     return ["wheel", *_compile_requires()]
 
 
+def get_requires_for_build_sdist(config_settings: dict[str, str | list[str]] | None = None) -> list[str]:
+    return _compile_requires()  # setup.py runs for an sdist too, and imports mypyc when compiling
+
+
 def build_editable(
     wheel_directory: str,
     config_settings: dict[str, str | list[str]] | None = None,
