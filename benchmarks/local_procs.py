@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,7 +19,8 @@ STARTUP_SECONDS = 30.0
 CORES = ("compiled", "pure")
 
 
-def core_env(core: str) -> dict[str, str]:
+@functools.cache  # one hash of the sources per benchmark run, whatever number of processes it starts
+def core_env(core: str) -> Mapping[str, str]:
     """What a child Python's environment needs to run ``core``: the compiled build first on its path, or nothing.
 
     Children start with ``-P`` (no script or working directory on the path), so the path alone decides
@@ -25,11 +28,10 @@ def core_env(core: str) -> dict[str, str]:
     """
     if core == "pure":
         return {}
-    sys.path.append(str(ROOT))
-    from build_support.compiled_tree import KEPT, compiled_tree, source_key
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))  # after a compiled tree already first on the path
+    from build_support.compiled_tree import compiled_tree
 
-    if not (KEPT / source_key()).is_dir():
-        print("building the compiled X12 core (about a minute) ...", file=sys.stderr, flush=True)
     # The tree holds the package only: the sandbox's default fixtures (next to the package) are here.
     return {"PYTHONPATH": str(compiled_tree()), "ELIG_SANDBOX__FIXTURES_DIR": str(ROOT / "x12_fixtures")}
 
@@ -38,7 +40,8 @@ def rerun_on_core(core: str) -> None:
     """Run this benchmark again in a process on ``core`` unless this one already is (the pure run stays here)."""
     from eligibility_svc.core_build import core_kind
 
-    if core_kind() == core or (core == "pure" and core_kind() != "compiled"):
+    kind = core_kind()
+    if kind == core or (core == "pure" and kind == "mixed"):
         return
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env.update(core_env(core))

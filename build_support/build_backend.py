@@ -1,23 +1,24 @@
 """setuptools' PEP 517 backend, plus what mypyc needs in the build environment when compiling the X12 core.
 
 Only ``ELIGIBILITY_SVC_COMPILE=1`` builds need it: mypy (mypyc ships with it) and the runtime
-dependencies, because mypyc type-checks the core against the libraries it imports.  A plain
-``pip install .`` downloads neither.  An editable install is never compiled: the extension modules
-would shadow the sources being edited.
+dependencies, because mypyc type-checks the core against the libraries it imports; both pins are
+pyproject.toml's (mypy: the test extra's).  A plain ``pip install .`` downloads neither.  An
+editable install is never compiled: the extension modules would shadow the sources being edited.
 """
 
 from __future__ import annotations
 
 import os
+import runpy
 import tomllib
 from pathlib import Path
 
 from setuptools import build_meta
 from setuptools.build_meta import *  # noqa: F403  (this module *is* setuptools' backend, extended)
 
-COMPILE_ENV = "ELIGIBILITY_SVC_COMPILE"
-MYPYC_REQUIREMENT = "mypy>=1.10,<3"
-PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = ROOT / "pyproject.toml"
+COMPILE_ENV: str = runpy.run_path(str(ROOT / "eligibility_svc" / "core_build.py"))["COMPILE_ENV"]
 
 
 def _compiling() -> bool:
@@ -27,8 +28,9 @@ def _compiling() -> bool:
 def _compile_requires() -> list[str]:
     if not _compiling():
         return []
-    runtime = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["dependencies"]
-    return [MYPYC_REQUIREMENT, *runtime]
+    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+    mypy = [r for r in project["optional-dependencies"]["test"] if r.startswith("mypy")]
+    return [*mypy, *project["dependencies"]]
 
 
 def get_requires_for_build_wheel(config_settings: dict[str, str | list[str]] | None = None) -> list[str]:

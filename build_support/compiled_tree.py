@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from eligibility_svc.core_build import COMPILE_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 KEPT = ROOT / "build" / "compiled-core"
 INPUTS = ("pyproject.toml", "setup.py", "build_support/build_backend.py")
@@ -39,11 +41,12 @@ def compiled_tree(root: Path = ROOT) -> Path:
     target = KEPT / source_key(root)
     if (target / "eligibility_svc").is_dir():
         return target
+    print("building the compiled X12 core (about a minute) ...", file=sys.stderr, flush=True)
     KEPT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=KEPT) as scratch:
         sources, wheels, staging = (Path(scratch) / name for name in ("src", "wheels", "tree"))
         _copy_sources(root, sources)  # the build writes build/ and egg-info: not into the working tree
-        env = {**os.environ, "ELIGIBILITY_SVC_COMPILE": "1"}
+        env = {**os.environ, COMPILE_ENV: "1"}
         _pip("wheel", "--no-deps", "--wheel-dir", str(wheels), str(sources), env=env)
         (wheel,) = wheels.glob("*.whl")
         _pip("install", "--no-deps", "--no-compile", "--target", str(staging), str(wheel), env=env)
