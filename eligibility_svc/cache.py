@@ -36,6 +36,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import time
@@ -44,7 +45,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _json_string
-from typing import Any, ClassVar, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Final, Protocol, TypeVar, cast
 
 import pydantic_core
 from cryptography.exceptions import InvalidTag
@@ -63,6 +64,9 @@ from eligibility_svc.settings import CacheSettings
 
 T = TypeVar("T")
 JsonObject = dict[str, Any]
+# What an entry keeps: a JSON object, or the compact JSON of one already made (pydantic-core's
+# ``to_json`` of a model: kept without a second serialization).  Read back, it is always the object.
+EntryValue = JsonObject | bytes
 ErrorHook = Callable[[str, BaseException], None]
 
 KEY_VERSION = "v1"  # part of every HMAC input: change it when the normalization changes
@@ -271,8 +275,8 @@ class ValueCodec:
     def encrypts(self) -> bool:
         return self._current is not None
 
-    def encode(self, redis_key: str, value: JsonObject, stored_at: float, attachment: bytes = b"") -> bytes:
-        document = json.dumps({"at": stored_at, "v": value}, separators=(",", ":"), allow_nan=False).encode()
+    def encode(self, redis_key: str, value: EntryValue, stored_at: float, attachment: bytes = b"") -> bytes:
+        document = _document(value, stored_at)
         if attachment:
             document = b"".join((document, _ATTACHED, attachment))
         if self._current is None:
@@ -301,6 +305,21 @@ class ValueCodec:
                 raise CacheCorrupt("cached value does not authenticate") from exc
         # A plain entry when we encrypt is refused too: it could be an injected answer.
         raise CacheCorrupt("cached value is not in the configured format")
+
+
+_STRICT_JSON: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # made once: not per call
+
+
+def _document(value: EntryValue, stored_at: float) -> bytes:
+    """``{"at": stored_at, "v": value}`` as compact JSON.  A dict goes through ``json.dumps`` (strict:
+    ``TypeError`` for anything that is not JSON); JSON bytes a model made are put in as they are."""
+    if not isinstance(value, bytes):
+        return _STRICT_JSON.encode({"at": stored_at, "v": value}).encode()
+    if not math.isfinite(stored_at):
+        raise ValueError(f"an entry's time must be finite, not {stored_at!r}")
+    if not value.startswith(b"{") or _ATTACHED in value:
+        raise ValueError("an entry's value is one JSON object in compact form")
+    return b"".join((b'{"at":', float.__repr__(stored_at).encode(), b',"v":', value, b"}"))
 
 
 def _entry(document: bytes, start: int = 0) -> CacheEntry:
@@ -344,7 +363,7 @@ class CacheWrite:
     """One entry for ``Cache.set_many``: as ``Cache.set``'s arguments."""
 
     key: str
-    value: JsonObject
+    value: EntryValue
     ttl_seconds: float
     attachment: bytes = b""
 
@@ -356,7 +375,7 @@ class Cache(Protocol):
         """The entry at ``key`` if present, unexpired and readable."""
         ...
 
-    async def set(self, key: str, value: JsonObject, ttl_seconds: float, *, attachment: bytes = b"") -> bool:
+    async def set(self, key: str, value: EntryValue, ttl_seconds: float, *, attachment: bytes = b"") -> bool:
         """Keep ``value`` (and ``attachment``, see ``ValueCodec``) for ``ttl_seconds`` (nothing kept
         when <= 0); whether it was kept."""
         ...
@@ -559,7 +578,7 @@ class RedisCache:
             self.gate.report("decode", exc)
             return None
 
-    async def set(self, key: str, value: JsonObject, ttl_seconds: float, *, attachment: bytes = b"") -> bool:
+    async def set(self, key: str, value: EntryValue, ttl_seconds: float, *, attachment: bytes = b"") -> bool:
         milliseconds = int(ttl_seconds * 1000)
         if milliseconds <= 0:
             return False
@@ -642,7 +661,7 @@ class MemoryCache:
         self._entries.move_to_end(key)
         return self._codec.decode(key, blob)
 
-    async def set(self, key: str, value: JsonObject, ttl_seconds: float, *, attachment: bytes = b"") -> bool:
+    async def set(self, key: str, value: EntryValue, ttl_seconds: float, *, attachment: bytes = b"") -> bool:
         if ttl_seconds <= 0:
             return False
         now = self._clock()

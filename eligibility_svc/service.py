@@ -46,7 +46,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Final, Literal, Protocol, cast
 
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -379,9 +379,16 @@ def stamp_reused(
 KEPT_SUMMARY_FORMAT = 2  # the ``format`` of a ``KeptSummary`` value; older entries hold the bare summary
 
 
-def summary_json(summary: CoverageSummary, **options: Any) -> bytes:
-    """``summary`` as JSON bytes straight from pydantic-core (as the API sends it)."""
-    return summary.__pydantic_serializer__.to_json(summary, **options)
+def model_json(model: BaseModel, **options: Any) -> bytes:
+    """``model`` as JSON bytes straight from pydantic-core (as the API sends it)."""
+    return model.__pydantic_serializer__.to_json(model, **options)
+
+
+def _spliced(body: bytes, name: str, value: bytes) -> bytes:
+    """The JSON object ``body`` with member ``name`` set to the JSON ``value`` (a name ``body`` lacks),
+    made without parsing either: ``body`` is copied once, through a view."""
+    separator = b"," if len(body) > 2 else b""
+    return b"".join((memoryview(body)[:-1], separator, b'"%b":' % name.encode(), value, b"}"))
 
 
 class KeptSummary:
@@ -401,7 +408,7 @@ class KeptSummary:
 
     @classmethod
     def of(cls, summary: CoverageSummary) -> KeptSummary:
-        body = summary_json(summary, exclude={"provenance"})
+        body = model_json(summary, exclude={"provenance"})
         return cls(body, summary.provenance.model_dump(mode="json"), summary.status)
 
     @classmethod
@@ -421,16 +428,21 @@ class KeptSummary:
         """The entry's value (``body`` is its attachment; ``read`` reads both back)."""
         return {"format": KEPT_SUMMARY_FORMAT, "status": self.status.value, "provenance": self.provenance}
 
+    def value_json(self) -> bytes:
+        """``value()`` as compact JSON (it holds JSON values only: ``provenance`` is a JSON dump)."""
+        return pydantic_core.to_json(self.value())
+
     def to_json(self, age: float, *, sandbox: bool = False) -> bytes:
         """The summary served ``age`` seconds after it was stored (``stamp_cached``), as JSON bytes;
         ``sandbox`` marks it simulated (it stays marked when it was)."""
         provenance = {**self.provenance, "cached": True, "age_seconds": round(age, 3)}
         if sandbox:
             provenance["sandbox"] = True
-        patched = pydantic_core.to_json(provenance)  # compact, UTF-8; a fifth of json.dumps' time
-        separator = b"," if len(self.body) > 2 else b""
-        # The body without its closing brace, as a view: a summary is copied once, into the answer.
-        return b"".join((memoryview(self.body)[:-1], separator, b'"provenance":', patched, b"}"))
+        return _spliced(self.body, "provenance", pydantic_core.to_json(provenance))
+
+    def summary_json(self) -> bytes:
+        """The whole summary as it was kept (its own provenance), as JSON bytes."""
+        return _spliced(self.body, "provenance", pydantic_core.to_json(self.provenance))
 
     def to_model(self, age: float) -> CoverageSummary | None:
         """The summary as ``stamp_cached`` would serve it; ``None`` when it does not validate."""
@@ -504,6 +516,7 @@ def build_readiness(
 
 
 RECORD_FORMAT = "record/1"  # the ``format`` of a check record value; its JSON is the attachment (``CheckStore``)
+_RECORD_VALUE: Final = pydantic_core.to_json({"format": RECORD_FORMAT})  # every record entry's value
 
 
 class CheckStore:
@@ -533,11 +546,15 @@ class CheckStore:
         if not await self._store.set(write.key, write.value, write.ttl_seconds, attachment=write.attachment):
             await self.keep_here(record)
 
-    def write(self, record: CheckRecord) -> CacheWrite:
+    def write(self, record: CheckRecord, summary_json: bytes | None = None) -> CacheWrite:
         """What ``save`` writes to the store, for a caller batching it with other writes to ``store``
-        (see ``stored_in``); when the store did not keep it, the caller calls ``keep_here``."""
-        body = record.__pydantic_serializer__.to_json(record)
-        return CacheWrite(self._keys.check(record.check_id), {"format": RECORD_FORMAT}, self.ttl_seconds, body)
+        (see ``stored_in``); when the store did not keep it, the caller calls ``keep_here``.
+        ``summary_json``: the record's summary already serialized (spliced in, not made again)."""
+        if summary_json is None:
+            body = model_json(record)
+        else:
+            body = _spliced(model_json(record, exclude={"summary"}), "summary", summary_json)
+        return CacheWrite(self._keys.check(record.check_id), _RECORD_VALUE, self.ttl_seconds, body)
 
     def stored_in(self, cache: Cache) -> bool:
         """Whether records go to ``cache`` (so writes to both can go together)."""
@@ -602,7 +619,7 @@ class _Answer:
         """The answer as the API sends it, marked simulated when ``sandbox``."""
         if self._summary is None and self._kept is not None:
             return self._kept.to_json(self.age, sandbox=sandbox)
-        return summary_json(mark_sandbox(self.summary, sandbox))
+        return model_json(mark_sandbox(self.summary, sandbox))
 
 
 def mark_sandbox(summary: CoverageSummary, sandbox: bool) -> CoverageSummary:
@@ -842,22 +859,21 @@ class EligibilityService:
         entries its waiters will read; when it cannot be, the flight releases it after us."""
         record = self._record(summary, "fresh", findings)
         ttl = ttl_seconds(summary, last_service_day(request), self._now(), self._policy)
+        kept_summary = KeptSummary.of(summary)  # the one serialization of the summary, for every write
         writes: list[CacheWrite] = []
         if ttl > 0:
-            kept_summary = KeptSummary.of(summary)
             exact_key = self._keys.cache_entry(digests.exact)
-            writes.append(CacheWrite(exact_key, kept_summary.value(), ttl, kept_summary.body))
+            writes.append(CacheWrite(exact_key, kept_summary.value_json(), ttl, kept_summary.body))
             if is_general_inquiry(request):
                 kept = coverage_entry(summary, x12_271, request, findings)
-                writes.append(
-                    CacheWrite(self._keys.coverage_entry(digests.coverage), kept.model_dump(mode="json"), ttl)
-                )
+                writes.append(CacheWrite(self._keys.coverage_entry(digests.coverage), model_json(kept), ttl))
         if not self._checks.stored_in(self._cache):
             await self._checks.save(record)
             if writes:
                 await self._cache.set_many(writes, release=held_lock())
             return
-        stored = await self._cache.set_many([self._checks.write(record), *writes], release=held_lock())
+        record_write = self._checks.write(record, kept_summary.summary_json())
+        stored = await self._cache.set_many([record_write, *writes], release=held_lock())
         if not stored[0]:
             await self._checks.keep_here(record)
 

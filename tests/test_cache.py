@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pydantic_core
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -210,6 +211,20 @@ def test_plain_codec_round_trip_is_json() -> None:
     assert blob.startswith(b"J{")
     entry = codec.decode("elig:cache:a", blob)
     assert (entry.value, entry.stored_at) == ({"status": "active", "n": 1}, 1700000000.5)
+
+
+def test_a_value_given_as_json_bytes_reads_back_as_that_object() -> None:
+    value = {"status": "active", "text": 'línea "2"\nend', "n": [1, 2.5, None]}
+    for codec in (ValueCodec(), ValueCodec([aes_key()])):
+        blob = codec.encode("elig:cache:a", pydantic_core.to_json(value), 1700000000.25, b"attached\n")
+        entry = codec.decode("elig:cache:a", blob)
+        assert (entry.value, entry.stored_at, entry.attachment) == (value, 1700000000.25, b"attached\n")
+    with pytest.raises(ValueError, match="one JSON object"):
+        ValueCodec().encode("k", b"[1, 2]", 1.0)
+    with pytest.raises(ValueError, match="one JSON object"):
+        ValueCodec().encode("k", b'{\n  "a": 1\n}', 1.0)  # indented: its newlines would end the document
+    with pytest.raises(ValueError, match="finite"):
+        ValueCodec().encode("k", b'{"a":1}', float("nan"))
 
 
 def test_sealed_value_hides_the_plaintext_and_is_bound_to_its_key() -> None:

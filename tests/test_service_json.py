@@ -6,14 +6,27 @@ age of the entry, the same check id, marked sandbox when the clearinghouse is th
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from pathlib import Path
 
 from redis.asyncio import Redis
 
 from eligibility_svc.cache import CacheEntry, MemoryCache, ValueCodec, parse_encryption_key
 from eligibility_svc.models import CheckStatus, CoverageSummary, EligibilityRequest
+from eligibility_svc.redis_keys import RedisKeys
 from eligibility_svc.sandbox.clearinghouse import RunningSandbox
-from eligibility_svc.service import KEPT_SUMMARY_FORMAT, KeptSummary, WriteBackState, read_kept
+from eligibility_svc.service import (
+    KEPT_SUMMARY_FORMAT,
+    CheckRecord,
+    CheckStore,
+    KeptSummary,
+    WriteBackState,
+    model_json,
+    read_kept,
+)
+from eligibility_svc.x12.interpret import summarize
+from eligibility_svc.x12.parse271 import parse_271
 from tests.support.service_peers import (
     ENCRYPTION_KEY,
     Clock,
@@ -138,6 +151,38 @@ def test_kept_summary_round_trip_through_the_codec() -> None:
     assert again.to_model(2.0) == served.model_copy(
         update={"provenance": served.provenance.model_copy(update={"sandbox": False})}
     )
+
+
+def _stamped_fixture_summaries() -> list[tuple[str, CoverageSummary]]:
+    """The summary of every fixture scenario, stamped as a fresh check stamps it."""
+    scenarios = Path(__file__).resolve().parent.parent / "x12_fixtures" / "scenarios"
+    found = []
+    for folder in sorted(p for p in scenarios.iterdir() if (p / "scenario.json").is_file()):
+        request = EligibilityRequest.model_validate(json.loads((folder / "scenario.json").read_text())["request"])
+        for transaction in parse_271((folder / "271.x12").read_text()):
+            summary = summarize(transaction, request)
+            provenance = summary.provenance.model_copy(
+                update={"payer_response_ms": 212.5, "received_at": dt.datetime(2026, 11, 25, 8, 30, tzinfo=dt.UTC)}
+            )
+            found.append((folder.name, summary.model_copy(update={"check_id": "c" * 32, "provenance": provenance})))
+    return found
+
+
+def test_a_record_spliced_from_the_kept_summary_is_the_record_pydantic_writes() -> None:
+    """A fresh check serializes its summary once; the check record splices those bytes in.  For
+    every fixture scenario the record kept reads back equal, as the same JSON document pydantic
+    writes for the record itself."""
+    store = CheckStore(MemoryCache(), RedisKeys())
+    summaries = _stamped_fixture_summaries()
+    assert len(summaries) >= 25
+    for name, summary in summaries:
+        created = dt.datetime(2026, 11, 25, 8, 31, tzinfo=dt.UTC)
+        record = CheckRecord(
+            check_id="c" * 32, created_at=created, status=summary.status, source="fresh", summary=summary
+        )
+        kept = store.write(record, KeptSummary.of(summary).summary_json()).attachment
+        assert json.loads(kept) == json.loads(model_json(record)), name
+        assert CheckRecord.model_validate_json(kept) == record, name
 
 
 def test_damaged_kept_summaries_are_not_read() -> None:

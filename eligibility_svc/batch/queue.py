@@ -189,14 +189,15 @@ class BatchQueue:
 
     def seal_item(self, batch_id: str, item: BatchItem) -> bytes:
         key = f"{self.keys.batch_items(batch_id)}/{item.item_id}"  # bound to its item: no swapping
-        return self.codec.encode(key, item.model_dump(mode="json"), time.time())
+        return self.codec.encode(key, item.__pydantic_serializer__.to_json(item), time.time())
 
     def open_item(self, batch_id: str, item_id: str, blob: bytes | str) -> BatchItem:
         entry = self.codec.decode(f"{self.keys.batch_items(batch_id)}/{item_id}", _bytes(blob))
         return BatchItem.model_validate(entry.value)
 
     def seal_row(self, batch_id: str, row: ItemResult) -> bytes:
-        return self.codec.encode(self.keys.batch_results(batch_id), row.model_dump(mode="json"), time.time())
+        sealed = row.__pydantic_serializer__.to_json(row)
+        return self.codec.encode(self.keys.batch_results(batch_id), sealed, time.time())
 
     def open_row(self, batch_id: str, blob: bytes | str) -> ItemResult:
         return ItemResult.model_validate(self.codec.decode(self.keys.batch_results(batch_id), _bytes(blob)).value)

@@ -82,6 +82,8 @@ class AaaHit:
 
 def scan_aaa(x12_271: str) -> list[AaaHit]:
     """Every AAA in the 271, found with the segment reader only (no full parse); [] if unreadable."""
+    if "AAA" not in x12_271:  # a segment's id is its text as sent: no such text, no AAA segment
+        return []
     try:
         interchange = read_interchange(x12_271)
     except X12Error:

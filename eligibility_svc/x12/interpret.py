@@ -165,7 +165,7 @@ _service_answer_model: Final = _builder(ServiceAnswer)
 # --- members ----------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _Member:
     """One answerable person: a 2000C without dependents, or one 2000D, with the loops above it."""
 
@@ -173,6 +173,18 @@ class _Member:
     receiver: Loop2000B
     subscriber: Loop2000C
     dependent: Loop2000D | None
+
+    def __init__(
+        self,
+        source: Loop2000A,
+        receiver: Loop2000B,
+        subscriber: Loop2000C,
+        dependent: Loop2000D | None,
+    ) -> None:
+        self.source = source
+        self.receiver = receiver
+        self.subscriber = subscriber
+        self.dependent = dependent
 
     @property
     def loop(self) -> Loop2100Member:
@@ -263,7 +275,7 @@ def _pick_member(members: Sequence[_Member], request: EligibilityRequest | None)
 # --- rows -----------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _Row:
     """One EB row with what the rules ask of it worked out once."""
 
@@ -283,6 +295,42 @@ class _Row:
     limitation: bool  # reported as a limitation (docs: "limitations")
     notable: bool  # has MSG texts or is a limitation
     talks: bool  # has an EB11 or MSG texts
+
+    def __init__(
+        self,
+        index: int,
+        loop: Loop2110,
+        eb: Eb,
+        info: str,
+        stcs: list[str],
+        plan_level: bool,
+        networks: tuple[int, ...],
+        specific: bool,
+        places: tuple[str, ...],
+        procedure: tuple[str, str] | None,
+        cost_slot: int,
+        cost_value: Decimal | None,
+        rank: int,
+        limitation: bool,
+        notable: bool,
+        talks: bool,
+    ) -> None:
+        self.index = index
+        self.loop = loop
+        self.eb = eb
+        self.info = info
+        self.stcs = stcs
+        self.plan_level = plan_level
+        self.networks = networks
+        self.specific = specific
+        self.places = places
+        self.procedure = procedure
+        self.cost_slot = cost_slot
+        self.cost_value = cost_value
+        self.rank = rank
+        self.limitation = limitation
+        self.notable = notable
+        self.talks = talks
 
     @property
     def messages(self) -> list[str]:
@@ -962,7 +1010,7 @@ class _TierRows:
 _Tier = tuple[int, _TierRows]  # (tier number 1-4, rows)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _Index:
     """A member's rows indexed once for the per-service tiers; each tier's ``_TierRows`` is worked
     out when a service first asks for it.
@@ -975,6 +1023,20 @@ class _Index:
     plan: list[_Row]  # EB03 contains 30
     untyped: list[_Row]  # EB03 empty
     worked_out: dict[tuple[int, object], _TierRows]  # (tier number, STC or procedure) -> its rows
+
+    def __init__(
+        self,
+        by_stc: dict[str, list[_Row]],
+        by_procedure: dict[tuple[str, str], list[_Row]],
+        plan: list[_Row],
+        untyped: list[_Row],
+        worked_out: dict[tuple[int, object], _TierRows],
+    ) -> None:
+        self.by_stc = by_stc
+        self.by_procedure = by_procedure
+        self.plan = plan
+        self.untyped = untyped
+        self.worked_out = worked_out
 
 
 def _index(rows: Iterable[_Row]) -> _Index:
@@ -1160,7 +1222,7 @@ def _auth(tiers: Sequence[_Tier]) -> _Verdict:
     return (value, evidence, speaking, 0)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _MemberFacts:
     """What every service answer of one member needs."""
 
@@ -1169,6 +1231,20 @@ class _MemberFacts:
     status_row: _Row | None
     limitations: dict[int, Limitation]
     place: str | None
+
+    def __init__(
+        self,
+        index: _Index,
+        status: CheckStatus,
+        status_row: _Row | None,
+        limitations: dict[int, Limitation],
+        place: str | None,
+    ) -> None:
+        self.index = index
+        self.status = status
+        self.status_row = status_row
+        self.limitations = limitations
+        self.place = place
 
 
 _Head = tuple[str, Literal["procedure", "service_type"], str | None]  # code, code_type, qualifier

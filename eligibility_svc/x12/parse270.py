@@ -225,13 +225,18 @@ def _check_version(transaction: Transaction) -> None:
 # --- one transaction -----------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _Level:
     """An HL, the segments up to the next HL, and the levels whose HL02 names it."""
 
     hl: Segment
     body: list[Segment] = field(default_factory=list)
     children: list[_Level] = field(default_factory=list)
+
+    def __init__(self, hl: Segment, body: list[Segment] | None = None, children: list[_Level] | None = None) -> None:
+        self.hl = hl
+        self.body = [] if body is None else body
+        self.children = [] if children is None else children
 
     @property
     def code(self) -> str:

@@ -80,7 +80,7 @@ class Segment:
         return f"Segment({self.position}, {self.id!r}, {self.elements[1:]!r})"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Transaction:
     """One ST..SE transaction set with the envelope values a parser needs."""
 
@@ -94,8 +94,30 @@ class Transaction:
     warnings: list[str] = field(default_factory=list)
     group: Segment | None = None  # the GS in force (None when the ST is outside any group)
 
+    def __init__(
+        self,
+        set_id: str,
+        control_number: str,
+        implementation: str,
+        functional_id: str,
+        group_version: str,
+        segments: list[Segment],
+        delimiters: Delimiters,
+        warnings: list[str] | None = None,
+        group: Segment | None = None,
+    ) -> None:
+        self.set_id = set_id
+        self.control_number = control_number
+        self.implementation = implementation
+        self.functional_id = functional_id
+        self.group_version = group_version
+        self.segments = segments
+        self.delimiters = delimiters
+        self.warnings = [] if warnings is None else warnings
+        self.group = group
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class Interchange:
     """An ISA..IEA interchange (or what there is of one)."""
 
@@ -103,6 +125,18 @@ class Interchange:
     isa: Segment
     transactions: list[Transaction]
     warnings: list[str] = field(default_factory=list)
+
+    def __init__(
+        self,
+        delimiters: Delimiters,
+        isa: Segment,
+        transactions: list[Transaction],
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.delimiters = delimiters
+        self.isa = isa
+        self.transactions = transactions
+        self.warnings = [] if warnings is None else warnings
 
     @property
     def version(self) -> str:
@@ -245,7 +279,7 @@ def _split(text: str, delimiters: Delimiters, isa_end: int) -> list[Segment]:
     return segments
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class RawTransaction:
     """One ST..SE transaction set as ``read_elements`` finds it: rows ``start:end`` of the interchange."""
 
@@ -259,8 +293,30 @@ class RawTransaction:
     group: int  # row index of the GS in force, -1 when the ST is outside any group
     warnings: list[str] = field(default_factory=list)
 
+    def __init__(
+        self,
+        set_id: str,
+        control_number: str,
+        implementation: str,
+        functional_id: str,
+        group_version: str,
+        start: int,
+        end: int,
+        group: int,
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.set_id = set_id
+        self.control_number = control_number
+        self.implementation = implementation
+        self.functional_id = functional_id
+        self.group_version = group_version
+        self.start = start
+        self.end = end
+        self.group = group
+        self.warnings = [] if warnings is None else warnings
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class RawInterchange:
     """An interchange as element lists: ``rows[i]`` is segment position ``i + 1`` (``rows[0]`` the ISA)."""
 
@@ -268,6 +324,18 @@ class RawInterchange:
     rows: list[list[str]]
     transactions: list[RawTransaction]
     warnings: list[str] = field(default_factory=list)
+
+    def __init__(
+        self,
+        delimiters: Delimiters,
+        rows: list[list[str]],
+        transactions: list[RawTransaction],
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.delimiters = delimiters
+        self.rows = rows
+        self.transactions = transactions
+        self.warnings = [] if warnings is None else warnings
 
 
 def read_interchange(data: bytes | str) -> Interchange:
