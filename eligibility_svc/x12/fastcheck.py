@@ -115,36 +115,6 @@ class _Seg:
     plain: bool = False  # no DTP, ISA or date-format pair: the short check applies
     absent_fails: tuple[bool, ...] = ()  # [n]: an element from the n+1st on would be missing
 
-    def __init__(
-        self,
-        sid: str,
-        usage: str,
-        pos: int,
-        max_use: int,
-        parent: _Loop,
-        children: tuple[_Elem | _Comp, ...],
-        syntax: tuple[_Syntax, ...],
-        key: tuple[str, frozenset[str]] | None,
-        opaque: bool,
-        path: str = "",
-        tr3_loop: str = "",
-        plain: bool = False,
-        absent_fails: tuple[bool, ...] = (),
-    ) -> None:
-        self.sid = sid
-        self.usage = usage
-        self.pos = pos
-        self.max_use = max_use
-        self.parent = parent
-        self.children = children
-        self.syntax = syntax
-        self.key = key
-        self.opaque = opaque
-        self.path = path
-        self.tr3_loop = tr3_loop
-        self.plain = plain
-        self.absent_fails = absent_fails
-
 
 @dataclass(eq=False, slots=True)
 class _Loop:
@@ -155,24 +125,6 @@ class _Loop:
     parent: _Loop | None
     by_pos: list[tuple[int, list[_Seg | _Loop]]] = field(default_factory=list)
     path: str = "/"
-
-    def __init__(
-        self,
-        lid: str,
-        usage: str,
-        pos: int,
-        max_repeat: int,
-        parent: _Loop | None,
-        by_pos: list[tuple[int, list[_Seg | _Loop]]] | None = None,
-        path: str = "/",
-    ) -> None:
-        self.lid = lid
-        self.usage = usage
-        self.pos = pos
-        self.max_repeat = max_repeat
-        self.parent = parent
-        self.by_pos = [] if by_pos is None else by_pos
-        self.path = path
 
     def children(self) -> Iterator[_Seg | _Loop]:
         for _, nodes in self.by_pos:
@@ -205,22 +157,6 @@ class _Map:
     candidates: dict[str, list[_Seg]]
     keys: dict[str, _KeySpec]
     traces: dict[_TraceKey, _Trace | None] = field(default_factory=dict)
-
-    def __init__(
-        self,
-        root: _Loop,
-        isa: _Seg,
-        gs: _Seg,
-        candidates: dict[str, list[_Seg]],
-        keys: dict[str, _KeySpec],
-        traces: dict[_TraceKey, _Trace | None] | None = None,
-    ) -> None:
-        self.root = root
-        self.isa = isa
-        self.gs = gs
-        self.candidates = candidates
-        self.keys = keys
-        self.traces = {} if traces is None else traces
 
 
 @dataclass(frozen=True, slots=True)
