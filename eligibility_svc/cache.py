@@ -311,8 +311,8 @@ _STRICT_JSON: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  
 
 
 def _document(value: EntryValue, stored_at: float) -> bytes:
-    """``{"at": stored_at, "v": value}`` as compact JSON.  A dict goes through ``json.dumps`` (strict:
-    ``TypeError`` for anything that is not JSON); JSON bytes a model made are put in as they are."""
+    """``{"at": stored_at, "v": value}`` as compact JSON.  A dict goes through the strict stdlib encoder
+    (``TypeError`` for anything that is not JSON); JSON bytes a model made are put in as they are."""
     if not isinstance(value, bytes):
         return _STRICT_JSON.encode({"at": stored_at, "v": value}).encode()
     if not math.isfinite(stored_at):

@@ -5,6 +5,10 @@ extension modules with mypyc (``ELIGIBILITY_SVC_COMPILE=1 pip wheel .``, as the 
 same source then parses, validates and interprets about twice as fast.  Editable and development installs
 stay pure Python, so an edited ``.py`` is always what runs.
 
+Dataclasses built on the hot path write their ``__init__`` by hand (``init=False``): mypyc compiles
+those, while the one ``dataclasses`` generates (through ``exec``) stays interpreted; it was about an
+eighth of parse + interpret.  ``tests/test_core_inits.py`` holds each to its fields.
+
 This module imports nothing from the package: ``setup.py`` reads ``CORE_MODULES`` from it before the
 package exists anywhere importable.
 """

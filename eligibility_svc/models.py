@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -19,6 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Sex = Literal["M", "F", "U"]
 NameText = Annotated[str, Field(min_length=1, max_length=60)]
 Code = Annotated[str, Field(min_length=1, max_length=2, pattern=r"^[A-Z0-9]{1,2}$")]
+
+
+def model_json(model: BaseModel, **options: Any) -> bytes:
+    """``model`` as JSON bytes straight from pydantic-core (no dict in between, no str round trip)."""
+    return model.__pydantic_serializer__.to_json(model, **options)
 
 
 class _Strict(BaseModel):

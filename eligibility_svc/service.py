@@ -46,7 +46,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import Any, Final, Literal, Protocol, cast
+from typing import Final, Literal, Protocol, cast
 
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -72,7 +72,7 @@ from eligibility_svc.errors import (
     X12ValidationFailed,
 )
 from eligibility_svc.metrics import BreakerKind, CheckSource, Metrics, Severity
-from eligibility_svc.models import CheckStatus, CoverageSummary, EligibilityRequest
+from eligibility_svc.models import CheckStatus, CoverageSummary, EligibilityRequest, model_json
 from eligibility_svc.redis_keys import RedisKeys
 from eligibility_svc.settings import Settings
 from eligibility_svc.singleflight import SingleFlight, held_lock
@@ -379,11 +379,6 @@ def stamp_reused(
 KEPT_SUMMARY_FORMAT = 2  # the ``format`` of a ``KeptSummary`` value; older entries hold the bare summary
 
 
-def model_json(model: BaseModel, **options: Any) -> bytes:
-    """``model`` as JSON bytes straight from pydantic-core (as the API sends it)."""
-    return model.__pydantic_serializer__.to_json(model, **options)
-
-
 def _spliced(body: bytes, name: str, value: bytes) -> bytes:
     """The JSON object ``body`` with member ``name`` set to the JSON ``value`` (a name ``body`` lacks),
     made without parsing either: ``body`` is copied once, through a view."""
@@ -540,9 +535,9 @@ class CheckStore:
         self._keys = keys
         self.ttl_seconds = ttl_seconds
 
-    async def save(self, record: CheckRecord) -> None:
-        """Keep ``record``; never raises for an unavailable store."""
-        write = self.write(record)
+    async def save(self, record: CheckRecord, summary_json: bytes | None = None) -> None:
+        """Keep ``record``; never raises for an unavailable store.  ``summary_json``: as for ``write``."""
+        write = self.write(record, summary_json)
         if not await self._store.set(write.key, write.value, write.ttl_seconds, attachment=write.attachment):
             await self.keep_here(record)
 
@@ -867,12 +862,13 @@ class EligibilityService:
             if is_general_inquiry(request):
                 kept = coverage_entry(summary, x12_271, request, findings)
                 writes.append(CacheWrite(self._keys.coverage_entry(digests.coverage), model_json(kept), ttl))
+        summary_json = kept_summary.summary_json()
         if not self._checks.stored_in(self._cache):
-            await self._checks.save(record)
+            await self._checks.save(record, summary_json)
             if writes:
                 await self._cache.set_many(writes, release=held_lock())
             return
-        record_write = self._checks.write(record, kept_summary.summary_json())
+        record_write = self._checks.write(record, summary_json)
         stored = await self._cache.set_many([record_write, *writes], release=held_lock())
         if not stored[0]:
             await self._checks.keep_here(record)

@@ -13,7 +13,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from eligibility_svc.cache import CacheEntry, MemoryCache, ValueCodec, parse_encryption_key
-from eligibility_svc.models import CheckStatus, CoverageSummary, EligibilityRequest
+from eligibility_svc.models import CheckStatus, CoverageSummary, EligibilityRequest, model_json
 from eligibility_svc.redis_keys import RedisKeys
 from eligibility_svc.sandbox.clearinghouse import RunningSandbox
 from eligibility_svc.service import (
@@ -22,7 +22,6 @@ from eligibility_svc.service import (
     CheckStore,
     KeptSummary,
     WriteBackState,
-    model_json,
     read_kept,
 )
 from eligibility_svc.x12.interpret import summarize

@@ -37,7 +37,7 @@ from eligibility_svc.api.schemas import Liveness, X12InterpretRequest, X12Interp
 from eligibility_svc.api.state import LIFECYCLE, RUNTIME, SETTINGS
 from eligibility_svc.athena.intake import AthenaEligibilityBody, AthenaIntake, is_athena_body, writing_to
 from eligibility_svc.metrics import Metrics, metrics_handler
-from eligibility_svc.models import CoverageSummary, EligibilityRequest
+from eligibility_svc.models import CoverageSummary, EligibilityRequest, model_json
 from eligibility_svc.openapi import openapi_bytes
 from eligibility_svc.service import CheckRecord, WriteBackProgress, WriteBackState, mark_sandbox
 
@@ -49,7 +49,7 @@ X12_271 = "/v1/x12/271"
 
 def model_response(model: BaseModel, *, status: int = 200) -> web.Response:
     """A pydantic model as JSON bytes straight from pydantic-core (no dicts, no str round trip)."""
-    return web.Response(body=model.__pydantic_serializer__.to_json(model), status=status, content_type=JSON)
+    return web.Response(body=model_json(model), status=status, content_type=JSON)
 
 
 async def _limited_body(request: web.Request) -> bytes:

@@ -39,6 +39,7 @@ from redis.typing import EncodableT, FieldT
 from eligibility_svc.batch.models import AppointmentRow, BatchItem, BatchProgress, BatchSpec, ItemResult
 from eligibility_svc.batch.plan import Group, group_rows, item_id
 from eligibility_svc.cache import ValueCodec, WaitingConnectionPool
+from eligibility_svc.models import model_json
 from eligibility_svc.redis_keys import BATCH_GROUP, RedisKeys
 from eligibility_svc.redis_pipeline import pipelined
 from eligibility_svc.settings import Settings
@@ -189,15 +190,14 @@ class BatchQueue:
 
     def seal_item(self, batch_id: str, item: BatchItem) -> bytes:
         key = f"{self.keys.batch_items(batch_id)}/{item.item_id}"  # bound to its item: no swapping
-        return self.codec.encode(key, item.__pydantic_serializer__.to_json(item), time.time())
+        return self.codec.encode(key, model_json(item), time.time())
 
     def open_item(self, batch_id: str, item_id: str, blob: bytes | str) -> BatchItem:
         entry = self.codec.decode(f"{self.keys.batch_items(batch_id)}/{item_id}", _bytes(blob))
         return BatchItem.model_validate(entry.value)
 
     def seal_row(self, batch_id: str, row: ItemResult) -> bytes:
-        sealed = row.__pydantic_serializer__.to_json(row)
-        return self.codec.encode(self.keys.batch_results(batch_id), sealed, time.time())
+        return self.codec.encode(self.keys.batch_results(batch_id), model_json(row), time.time())
 
     def open_row(self, batch_id: str, blob: bytes | str) -> ItemResult:
         return ItemResult.model_validate(self.codec.decode(self.keys.batch_results(batch_id), _bytes(blob)).value)

@@ -20,7 +20,7 @@ The classes are plain slotted dataclasses, not pydantic models: a 271 is parsed 
 and its values are already checked by the parser.  Element values are kept as the payer sent
 them (codes as strings, amounts as ``Decimal``); dates are parsed where the format is known.
 ``position`` fields are 1-based segment positions in the interchange, for error messages and
-evidence.
+evidence.  Each class writes its ``__init__`` (``init=False``; see ``core_build``).
 """
 
 from __future__ import annotations
