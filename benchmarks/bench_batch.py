@@ -5,7 +5,10 @@ Run from the project root:  .venv/bin/python benchmarks/bench_batch.py [--appoin
 The sandbox clearinghouse runs in its own process with ~200 ms latency (plus 0-20 ms jitter) for
 every payer; the workers are ``eligibility-svc worker`` processes with a per-payer concurrency of 50
 (shared through Redis) and a redis-server of their own.  Every appointment is a distinct member, so
-every one is a payer call.  The floor is what the limits allow: N / (5 payers x 50) x 0.2 s.  Printed:
+every one is a payer call: payer k's members are fixture scenario 0k's person under member IDs
+``BNk-...`` (the sandbox's ``member_ranges``), so every answer is that scenario's full 271 (active
+PPO, HDHP, family accumulators, HMO, terminated), not a not-found AAA.  The run fails if any answer is
+not active or inactive coverage.  The floor is what the limits allow: N / (5 payers x 50) x 0.2 s.  Printed:
 elapsed (enqueue to the last result stored), the ratio to the floor (target <= 1.15), and the peak
 RSS of each worker process (VmHWM; target < 300 MB).  Workers start and warm up before the clock.
 Workers and sandbox run the compiled X12 core, as the image does (``--core pure``: the Python source).
@@ -23,6 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -40,17 +44,35 @@ from eligibility_svc.batch.sources import CHUNK_ROWS  # noqa: E402
 from eligibility_svc.models import EligibilityRequest  # noqa: E402
 from eligibility_svc.redis_keys import RedisKeys  # noqa: E402
 
-PAYERS = [f"SBX1000{n}" for n in range(1, 6)]
+SCENARIOS = sorted((ROOT / "x12_fixtures" / "scenarios").glob("0[1-5]-*/scenario.json"))  # payers SBX10001-5
 PER_PAYER = 50
 LATENCY_S = 0.2
-SCENARIO = ROOT / "x12_fixtures" / "scenarios" / "01-ppo-active-deductible-copays" / "scenario.json"
+ANSWERED = {"active", "inactive"}  # what the five scenarios answer; anything else means the setup is wrong
+
+
+def profiles() -> list[EligibilityRequest]:
+    """The five scenarios' requests, one per payer, asking about today."""
+    requests = [EligibilityRequest.model_validate(json.loads(path.read_text())["request"]) for path in SCENARIOS]
+    today = {"date": dt.date.today()}
+    return [request.model_copy(update={"service": request.service.model_copy(update=today)}) for request in requests]
+
+
+PROFILES = profiles()
+PAYERS = [request.payer.id for request in PROFILES]
+
+
+def member_prefix(k: int) -> str:
+    return f"BN{k + 1}-"
 
 
 def start_slow_sandbox(port: int, core: str) -> subprocess.Popen[bytes]:
     """The sandbox clearinghouse, answering every payer after 200-220 ms (on the workers' X12 core)."""
     process = start_sandbox(port, core)
     behavior = {"latency": {"fixed_ms": LATENCY_S * 1000, "jitter_ms": 20}}
-    body = json.dumps({"default": behavior}).encode()
+    ranges = [
+        {"prefix": member_prefix(k), "scenario": path.parent.name} for k, path in enumerate(SCENARIOS)
+    ]  # fmt: skip
+    body = json.dumps({"default": behavior, "member_ranges": ranges}).encode()
     put = urllib.request.Request(f"http://127.0.0.1:{port}/admin/config", data=body, method="PUT")
     put.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(put, timeout=5):
@@ -70,20 +92,24 @@ def worker_env(redis_url: str, sandbox_port: int) -> dict[str, str]:
         "ELIG_CLEARINGHOUSE__PER_PAYER_CONCURRENCY": str(PER_PAYER),
         "ELIG_CLEARINGHOUSE__PER_PAYER_RATE_PER_SECOND": "100000",
         "ELIG_CLEARINGHOUSE__PER_PAYER_RATE_BURST": "100000",
-        "ELIG_BATCH__CONCURRENCY": os.environ.get("BENCH_CONCURRENCY", "250"),
         "ELIG_CACHE__KEY_SECRET": "bench-batch-key-secret",
     })  # fmt: skip
+    if "BENCH_CONCURRENCY" in os.environ:  # the workers' batch.concurrency (default: the settings' own)
+        env["ELIG_BATCH__CONCURRENCY"] = os.environ["BENCH_CONCURRENCY"]
     return env
 
 
 def appointments(count: int, tag: str = "BENCH") -> Iterator[AppointmentRow]:
-    """The input, made as it is read (like a file streamed in)."""
-    base = EligibilityRequest.model_validate(json.loads(SCENARIO.read_text())["request"])
-    service = base.service.model_copy(update={"date": dt.date.today()})
+    """The input, made as it is read (like a file streamed in): payer k's members in turn."""
     for n in range(count):
-        payer = base.payer.model_copy(update={"id": PAYERS[n % len(PAYERS)]})
-        request = base.model_copy(update={"member_id": f"{tag}{n:07d}", "payer": payer, "service": service})
+        k = n % len(PROFILES)
+        request = PROFILES[k].model_copy(update={"member_id": f"{member_prefix(k)}{tag}{n:07d}"})
         yield AppointmentRow(row=n + 1, appointment_id=f"A{n}", request=request)
+
+
+async def answers(queue: BatchQueue, batch_id: str) -> Counter[str]:
+    """How the payers answered, by coverage status (after the clock)."""
+    return Counter([str(row.status) async for row in queue.results(batch_id)])
 
 
 async def plan(queue: BatchQueue, rows: Iterator[AppointmentRow]) -> str:
@@ -142,6 +168,10 @@ async def run(count: int, workers: int, redis_url: str, others: dict[str, int], 
         elapsed = progress.finished_at - started
         rss = [peak_rss_mb(process.pid) for process in processes]
         cpu = {f"cpu_{name}": sum(cpu_seconds(pid) for pid in group) - before[name] for name, group in pids.items()}
+        tally = await answers(queue, batch_id)
+        print(f"    answers: {', '.join(f'{status} {n}' for status, n in sorted(tally.items()))}")
+        if set(tally) - ANSWERED:
+            raise SystemExit("some answers were not coverage: the run did not measure what it says")
         return {"elapsed": elapsed, "enqueue": enqueued, "failed": progress.failed, "rss": max(rss), **cpu}
     finally:
         for process in processes:

@@ -11,9 +11,12 @@ from typing import Final
 
 # Allocations (net of frees) between young-generation collections; CPython's default is 700.
 YOUNG_GC_THRESHOLD: Final = 10_000
+# The batch worker's: it holds hundreds of items, each a parsed 271, a summary and its JSON, so many
+# more objects are alive at once than in an API request (see ``freeze_startup_objects``).
+WORKER_YOUNG_GC_THRESHOLD: Final = 50_000
 
 
-def freeze_startup_objects() -> None:
+def freeze_startup_objects(young_threshold: int = YOUNG_GC_THRESHOLD) -> None:
     """Exempt what startup built (X12 maps, code tables, settings, the app) from garbage collection,
     and collect the young generation less often.
 
@@ -23,8 +26,11 @@ def freeze_startup_objects() -> None:
     what is alive when it runs (the requests in flight), not what was allocated since the last one,
     so running it every 10,000 allocations instead of 700 cuts its share of a request several times;
     reference counting still frees everything that is not a cycle at once.  The batch worker spent 12%
-    of its CPU in the collector before it froze its startup objects too (``benchmarks/bench_batch.py``)."""
+    of its CPU in the collector before it froze its startup objects too, and still about 10% at 10,000
+    once its items held full 271s (500 items in hand); it runs at ``WORKER_YOUNG_GC_THRESHOLD``, where
+    the collector is about 2% (``benchmarks/bench_batch.py``, profiled with py-spy).  ``serve`` keeps
+    10,000: a young collection pauses every request in flight, and a bigger one pauses them longer."""
     gc.collect()
     gc.freeze()
     _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_GC_THRESHOLD, older, oldest)
+    gc.set_threshold(young_threshold, older, oldest)

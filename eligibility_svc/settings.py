@@ -229,9 +229,11 @@ class AthenaSettings(BaseModel):
 class BatchSettings(BaseModel):
     """Pre-visit batches (``eligibility_svc.batch``): the workers' concurrency, retries and claims."""
 
-    # Checks in flight per worker process; the per-payer limits still bound what reaches each payer.  The Redis
-    # client's pool waits rather than fails when busy (cache.make_redis), so this can exceed its size.
-    concurrency: int = Field(default=250, ge=1)
+    # Items in hand per worker process: waiting for a payer slot, on the wire, or being read and stored.  The
+    # per-payer limits still bound what reaches each payer; holding more items than those limits add up to
+    # keeps every slot busy while the answers just in are read (a slot given back is taken again at once).
+    # The Redis client's pool waits rather than fails when busy (cache.make_redis), so this can exceed its size.
+    concurrency: int = Field(default=500, ge=1)
     claim_idle_seconds: float = Field(default=60.0, gt=0)  # a dead worker's items are taken over after this
     max_attempts: int = Field(default=4, ge=1)  # a payer that stays down: then the item is marked, not dropped
     retry_base_seconds: float = Field(default=5.0, ge=0)  # backoff before a payer-down item runs again

@@ -294,3 +294,50 @@ async def test_a_caller_that_waits_for_its_token_then_takes_the_lease(replicas: 
     tokens = float(await client.hget(RedisKeys().payer_rate(PAYER), "tokens") or 0)
     assert -1.0 <= tokens <= -0.9, "one token each: the second reserved it once, before sleeping"
     assert await client.zcard(RedisKeys().payer_concurrency(PAYER)) == 0
+
+
+async def test_a_slot_given_back_here_is_taken_at_once_by_a_caller_waiting_here(replicas: ClientMaker) -> None:
+    # Hand-offs within one process must not wait for the poll (5 ms growing to 200 ms, jittered): a
+    # payer's slots would sit idle while a worker with items in hand polls for them.
+    limiter = RedisPayerLimiter(await replicas(), PayerLimits(concurrency=1, rate_per_second=1000, burst=100))
+    gaps: list[float] = []
+    given_back: float | None = None
+
+    async def turn() -> None:
+        nonlocal given_back
+        async with limiter.slot(PAYER, deadline=time.monotonic() + 10):
+            if given_back is not None:
+                gaps.append(time.monotonic() - given_back)
+            await asyncio.sleep(0.6)  # long enough for the others' polls to back off to the longest
+            given_back = time.monotonic()
+
+    await asyncio.gather(*(turn() for _ in range(5)))
+    assert len(gaps) == 4
+    assert max(gaps) < 0.06, f"each waiter took the slot soon after it was given back: {gaps}"
+
+
+async def test_a_caller_waiting_on_another_replicas_slot_still_finds_it_by_polling(replicas: ClientMaker) -> None:
+    limits = PayerLimits(concurrency=1, rate_per_second=1000, burst=100)
+    here, there = RedisPayerLimiter(await replicas(), limits), RedisPayerLimiter(await replicas(), limits)
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with there.slot(PAYER, deadline=time.monotonic() + 5):
+            await release.wait()
+
+    held = asyncio.create_task(holder())
+    await asyncio.sleep(0.05)
+    waiter = asyncio.create_task(one_slot(here))
+    await asyncio.sleep(0.3)
+    assert not waiter.done()
+    release.set()
+    await asyncio.wait_for(asyncio.gather(held, waiter), timeout=2)
+    with pytest.raises(ClearinghouseRateLimited):  # and one that gives up leaves no waiter behind
+        async with there.slot(PAYER, deadline=time.monotonic() + 5):
+            await one_slot_by(here, deadline=0.2)
+    assert here._waiting == {}, "the line of waiters is empty again"
+
+
+async def one_slot_by(limiter: RedisPayerLimiter, *, deadline: float) -> None:
+    async with limiter.slot(PAYER, deadline=time.monotonic() + deadline):
+        pass

@@ -14,7 +14,7 @@ from eligibility_svc.clearinghouse.core_mime import decode_form, encode_form
 from eligibility_svc.clearinghouse.envelope import new_request
 from eligibility_svc.clearinghouse.resilience import scan_aaa
 from eligibility_svc.errors import ClearinghouseRejected
-from eligibility_svc.sandbox.ch_config import SandboxClearinghouseConfig
+from eligibility_svc.sandbox.ch_config import MemberRange, SandboxClearinghouseConfig
 from eligibility_svc.sandbox.ch_payer import AaaAnswer, answer_with_aaa
 from eligibility_svc.sandbox.clearinghouse import RunningSandbox
 from eligibility_svc.x12.parse270 import parse_270
@@ -390,6 +390,47 @@ async def test_unknown_member_is_not_found_with_our_trace_echoed(sandbox: Runnin
     assert any(s.id == "TRN" and s.el(1) == "2" and s.el(2) == "T-404" for s in segments)
     subscriber = next(s for s in segments if s.id == "NM1" and s.el(1) == "IL")
     assert (subscriber.el(3), subscriber.el(9)) == ("NOBODYHERE", "ZZ000000"), "the name and ID as we sent them"
+
+
+def _subscriber_id(x12: str) -> str:
+    segments = read_interchange(x12).transactions[0].segments
+    return next(s.el(9) for s in segments if s.id == "NM1" and s.el(1) == "IL")
+
+
+async def test_a_member_range_answers_many_member_ids_as_its_scenario(sandbox_factory: SandboxFactory) -> None:
+    fixture = scenario("01")
+    ranges = [MemberRange(prefix="BN1-", scenario=fixture.name)]
+    box = await sandbox_factory(SandboxClearinghouseConfig(member_ranges=ranges))
+    payer = fixture.request.payer.id
+    for member_id in ("BN1-0000042", "bn1-77"):
+        result = await ask(box, make_270(fixture.request, member_id=member_id), payer)
+        assert _subscriber_id(result.x12_271) == member_id.upper(), "the member ID we sent, echoed"
+        body = [row for row in _body(result.x12_271) if row[:2] not in (["TRN", "2"], ["NM1", "IL"])]
+        assert body == [row for row in _body(fixture.x12_271) if row[:2] not in (["TRN", "2"], ["NM1", "IL"])]
+    other_name = fixture.request.patient.model_copy(update={"last_name": "Otherfamily"})
+    renamed = await ask(box, make_270(fixture.request, member_id="BN1-5", patient=other_name), payer)
+    assert _only_aaa(renamed.x12_271) == [("2100C", "73", "C")], "name and birth date are still checked"
+    outside = await ask(box, make_270(fixture.request, member_id="BN2-5"), payer)
+    assert _only_aaa(outside.x12_271) == [("2100C", "72", "C")], "an ID outside the range is not the member"
+    elsewhere = scenario("02")
+    wrong_payer = await ask(box, make_270(elsewhere.request, member_id="BN1-5"), elsewhere.request.payer.id)
+    assert _only_aaa(wrong_payer.x12_271) == [("2100C", "72", "C")], "a range is its scenario's payer's only"
+
+
+async def test_member_ranges_are_set_at_runtime_and_must_name_a_scenario(sandbox: RunningSandbox) -> None:
+    fixture = scenario("01")
+    async with aiohttp.ClientSession() as session:
+        bad = {"member_ranges": [{"prefix": "BN1-", "scenario": "99-no-such-scenario"}]}
+        async with session.put(sandbox.base_url + "/admin/config", json=bad) as response:
+            assert response.status == 400
+            assert "99-no-such-scenario" in (await response.json())["error"]
+        good = {"member_ranges": [{"prefix": "BN1-", "scenario": fixture.name}]}
+        async with session.put(sandbox.base_url + "/admin/config", json=good) as response:
+            assert response.status == 200
+            assert (await response.json())["member_ranges"] == good["member_ranges"]
+    result = await ask(sandbox, make_270(fixture.request, member_id="BN1-1"), fixture.request.payer.id)
+    assert _only_aaa(result.x12_271) == _only_aaa(fixture.x12_271)
+    assert _subscriber_id(result.x12_271) == "BN1-1"
 
 
 async def test_unknown_payer_is_an_invalid_participant_at_2100a(sandbox: RunningSandbox) -> None:

@@ -20,7 +20,7 @@ from eligibility_svc.batch.gauges import BatchGauges
 from eligibility_svc.batch.queue import BatchQueue, queue_redis
 from eligibility_svc.batch.runner import BatchWorker
 from eligibility_svc.errors import ConfigurationError
-from eligibility_svc.gc_tuning import freeze_startup_objects
+from eligibility_svc.gc_tuning import WORKER_YOUNG_GC_THRESHOLD, freeze_startup_objects
 from eligibility_svc.metrics import Metrics, metrics_handler
 from eligibility_svc.settings import Settings
 from eligibility_svc.stopping import stop_on_signals
@@ -84,7 +84,7 @@ async def run_worker(settings: Settings, *, metrics_port: int = 9100, stop: asyn
             worker = BatchWorker(queue, runtime.service, settings.batch, metrics=metrics)
             liveness.ticked = lambda: worker.ticked_at
             gauges = BatchGauges(queue, metrics, timezone=settings.cache.timezone)
-            freeze_startup_objects()
+            freeze_startup_objects(WORKER_YOUNG_GC_THRESHOLD)
             jobs = [worker.run(stop), gauges.run(stop, worker.batches)]
             if settings.athena.base_url is not None:
                 jobs.append(run_outbox_worker(settings, stop=stop, metrics=metrics))

@@ -12,7 +12,11 @@ A pydantic model so tests and benchmarks set it in code (and ``PUT /admin/config
         },
     )
 
-A request's payer is the 270's 2100A NM109.  Faults are tried in order; the first that applies wins.
+A request's payer is the 270's 2100A NM109.  ``member_ranges`` hands out many member IDs for one
+scenario's person, the way payers' test systems do: ``MemberRange(prefix="BN1-", scenario="01-...")``
+makes every member ID starting with ``BN1-`` at that scenario's payer answer as the scenario's member
+(name and birth date are still checked), so a benchmark can ask about thousands of distinct members and
+get full coverage answers.  Faults are tried in order; the first that applies wins.
 ``first`` limits a fault to the payer's first N requests (an AAA 42 burst, a 503 at startup);
 ``probability`` makes it random (benchmarks; seeded by ``seed``).
 """
@@ -67,6 +71,15 @@ class PayerBehavior(BaseModel):
     faults: list[Fault] = Field(default_factory=list)
 
 
+class MemberRange(BaseModel):
+    """Member IDs starting with ``prefix`` (compared like CORE 258 names) are ``scenario``'s member."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prefix: Annotated[str, Field(min_length=2, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")]
+    scenario: Annotated[str, Field(min_length=1)]  # a scenario's name (its folder under scenarios/)
+
+
 class SandboxClearinghouseConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -77,6 +90,7 @@ class SandboxClearinghouseConfig(BaseModel):
     fixtures_dir: Path = DEFAULT_FIXTURES  # holds scenarios/<name>/{scenario.json, 271.x12}
     default: PayerBehavior = Field(default_factory=PayerBehavior)
     payers: dict[str, PayerBehavior] = Field(default_factory=dict)
+    member_ranges: list[MemberRange] = Field(default_factory=list)
     admin: bool = True  # serve /admin/* (tests and benchmarks change faults at runtime)
     seed: int | None = None
     max_captured: Annotated[int, Field(ge=0)] = 1000  # requests kept for /admin/requests

@@ -16,6 +16,9 @@ nothing that matches                             AAA 75 subscriber not found (67
 a payer ID no scenario has                       AAA 79 invalid participant identification (2100A)
 ==============================================  =========================================================
 
+A member ID in one of the configured ``member_ranges`` (``ch_config.MemberRange``) at its scenario's
+payer is matched as that scenario's member ID; the rest of the table applies unchanged.
+
 A scenario's 271 is adjusted to answer *this* 270: fresh ISA/GS/ST control numbers and dates,
 sender and receiver swapped from the 270's envelope, BHT03 = the 270's BHT03, every ``TRN*2`` = the
 270's ``TRN*1`` (trace, originator, supplemental), and names, birth dates and the service date
@@ -30,13 +33,14 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from eligibility_svc.errors import X12Error
 from eligibility_svc.models import EligibilityRequest, Patient, Subscriber
+from eligibility_svc.sandbox.ch_config import MemberRange
 from eligibility_svc.x12.parse270 import Inquiry270, Member270, Name270, parse_270
 from eligibility_svc.x12.reader import Delimiters, Segment, decode, detect_delimiters, read_interchange, split_segments
 from eligibility_svc.x12.render import EnvelopeValues, interchange_segments, render_segments
@@ -140,9 +144,9 @@ class Match:
     aaa: AaaAnswer | None = None
 
 
-def find(inquiry: Inquiry270, scenarios: Sequence[Scenario]) -> Match:
+def find(inquiry: Inquiry270, scenarios: Sequence[Scenario], ranges: Sequence[MemberRange] = ()) -> Match:
     """The scenario the 270 asks about, or the AAA a payer would send (see the table above)."""
-    asked = inquiry_identity(inquiry)
+    asked = in_range(inquiry_identity(inquiry), scenarios, ranges)
     candidates = [(s, request_identity(s.request)) for s in scenarios if s.request.payer.id.strip() == asked.payer_id]
     if not candidates:
         return Match(None, AaaAnswer("2100A", "79", "C"))
@@ -155,6 +159,17 @@ def find(inquiry: Inquiry270, scenarios: Sequence[Scenario]) -> Match:
             Match(_closest(by_person, inquiry)) if not asked.member_id else Match(None, AaaAnswer("2100C", "72", "C"))
         )
     return Match(None, _patient_aaa(asked, subscriber="75", dependent="67"))
+
+
+def in_range(asked: Identity, scenarios: Sequence[Scenario], ranges: Sequence[MemberRange]) -> Identity:
+    """``asked`` with the scenario's member ID when its member ID is in a range at that scenario's payer."""
+    for member_range in ranges:
+        if not asked.member_id.startswith(norm(member_range.prefix)):
+            continue
+        for known in scenarios:
+            if known.name == member_range.scenario and known.request.payer.id.strip() == asked.payer_id:
+                return replace(asked, member_id=norm(known.request.member_id))
+    return asked
 
 
 def _by_member_id(asked: Identity, found: list[tuple[Scenario, Identity]], inquiry: Inquiry270) -> Match:

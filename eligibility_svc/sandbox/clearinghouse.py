@@ -6,7 +6,8 @@
     POST /core/soap       CORE SOAP 1.2 + WS-Security UsernameToken
     GET  /healthz         {"status": "ok", "scenarios": n}
     GET  /admin/config    the configuration (password masked)           ┐ when config.admin
-    PUT  /admin/config    {"default": PayerBehavior, "payers": {...}}    │ (tests, benchmarks)
+    PUT  /admin/config    {"default": PayerBehavior, "payers": {...},    │ (tests, benchmarks)
+                           "member_ranges": [MemberRange, ...]}         │
     POST /admin/reset     forget request counts and captured requests    │
     GET  /admin/requests  what was received, field by field (no passwords)┘
 
@@ -49,7 +50,13 @@ from eligibility_svc.clearinghouse.transport import (
     PAYLOAD_TYPE_ENVELOPE_ERROR,
     PROCESSING_MODE_REAL_TIME,
 )
-from eligibility_svc.sandbox.ch_config import Fault, FaultKind, PayerBehavior, SandboxClearinghouseConfig
+from eligibility_svc.sandbox.ch_config import (
+    Fault,
+    FaultKind,
+    MemberRange,
+    PayerBehavior,
+    SandboxClearinghouseConfig,
+)
 from eligibility_svc.sandbox.ch_envelope import Credentials, EnvelopeProblem, check_credentials, check_fields
 from eligibility_svc.sandbox.ch_payer import (
     AaaAnswer,
@@ -238,7 +245,7 @@ def _answer(state: SandboxState, inquiry: Inquiry270, fault: Fault | None, contr
 
 
 def _payer_answer(state: SandboxState, inquiry: Inquiry270, control: int, now: dt.datetime) -> str:
-    match = find(inquiry, state.scenarios)
+    match = find(inquiry, state.scenarios, state.config.member_ranges)
     if match.scenario is not None:
         return answer_from_scenario(match.scenario, inquiry, control, now)
     assert match.aaa is not None
@@ -385,12 +392,14 @@ def _soap_reply(status: int, body: bytes) -> web.Response:
 
 
 class BehaviorUpdate(BaseModel):
-    """``PUT /admin/config``: replace the default and/or per-payer behavior (counts start over)."""
+    """``PUT /admin/config``: replace the default and/or per-payer behavior, and/or the member ranges
+    (counts start over)."""
 
     model_config = ConfigDict(extra="forbid")
 
     default: PayerBehavior | None = None
     payers: dict[str, PayerBehavior] | None = None
+    member_ranges: list[MemberRange] | None = None
 
 
 async def health(request: web.Request) -> web.StreamResponse:
@@ -407,11 +416,11 @@ async def put_config(request: web.Request) -> web.StreamResponse:
         update = BehaviorUpdate.model_validate_json(await request.read())
     except ValidationError as exc:
         return web.json_response({"error": exc.errors(include_url=False, include_input=False)}, status=400)
-    changes: dict[str, Any] = {}
-    if update.default is not None:
-        changes["default"] = update.default
-    if update.payers is not None:
-        changes["payers"] = update.payers
+    unknown = sorted({r.scenario for r in update.member_ranges or ()} - {s.name for s in state.scenarios})
+    if unknown:
+        message = f"member_ranges name scenarios this sandbox does not have: {', '.join(unknown)}"
+        return web.json_response({"error": message}, status=400)
+    changes = {name: value for name, value in update if value is not None}
     state.config = state.config.model_copy(update=changes)
     state.reset()
     return web.json_response(state.config.model_dump(mode="json"))
