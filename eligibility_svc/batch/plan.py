@@ -9,9 +9,9 @@ the payer sees (member id, name, birth date, provider) stay two checks.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from eligibility_svc.athena.patients import WriteTarget
 from eligibility_svc.backoff import equal_jitter
@@ -24,7 +24,14 @@ from eligibility_svc.batch.models import (
     ProcedureVerdict,
 )
 from eligibility_svc.errors import ClearinghouseCircuitOpen, ClearinghouseError, EligibilityError
-from eligibility_svc.models import CheckStatus, CoverageSummary, EligibilityRequest, ProcedureCode, Tristate
+from eligibility_svc.models import (
+    CheckStatus,
+    CoverageSummary,
+    EligibilityRequest,
+    ProcedureCode,
+    Tristate,
+    model_json,
+)
 
 PATIENT_LOCATIONS = frozenset({"subscriber", "dependent"})
 
@@ -32,12 +39,16 @@ PATIENT_LOCATIONS = frozenset({"subscriber", "dependent"})
 # --- dedupe ------------------------------------------------------------------------------------------
 
 
+# What a request holds that is not the question: the procedures (merged per question) and cache options.
+_NOT_THE_QUESTION: Final = {"max_age_seconds": True, "force_refresh": True, "service": {"procedures": True}}
+
+
 def identity_key(request: EligibilityRequest) -> str:
-    """A digest of what makes two appointments one question (everything but the procedures)."""
-    data = request.model_dump(mode="json", exclude={"max_age_seconds": True, "force_refresh": True})
-    data["service"].pop("procedures", None)
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    """A digest of what makes two appointments one question (everything but the procedures).
+
+    The request's JSON, fields in declaration order (the models hold no dicts, so equal requests give
+    equal bytes)."""
+    return hashlib.sha256(model_json(request, exclude=_NOT_THE_QUESTION)).hexdigest()
 
 
 @dataclass(slots=True)

@@ -261,21 +261,18 @@ class BatchQueue:
         if not items:
             return
         key = self.keys.batch_items(batch_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping={item.item_id: self.seal_item(batch_id, item) for item in items})
-            pipe.expire(key, self.ttl)
-            await pipe.execute()
+        fields = [part for item in items for part in (item.item_id, self.seal_item(batch_id, item))]
+        await self._commands.group([("HSET", key, *fields), ("EXPIRE", key, self.ttl)])
 
     async def commit(
         self, batch_id: str, item_ids: Iterable[str], rows: int, row_errors: int, first_day: dt.date | None
     ) -> None:
         """Every item onto the work stream, then the counters and "running" (see ``_COMMIT``)."""
-        items = 0
+        items, work = 0, self.keys.batch_work
         for chunk in batched(item_ids, CHUNK):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for name in chunk:
-                    pipe.xadd(self.keys.batch_work, {"batch": batch_id, "item": name, "attempt": "1"})
-                await pipe.execute()
+            await self._commands.group(
+                [("XADD", work, "*", "batch", batch_id, "item", name, "attempt", "1") for name in chunk]
+            )
             items += len(chunk)
         await self._commit(
             keys=[self.keys.batch(batch_id), self.keys.batch_planning(batch_id)],

@@ -18,10 +18,6 @@ it spends the token and, when no wait is needed and a slot is free, adds the lea
 costs one round trip (and the ``ZREM`` that gives it back).  A caller whose token is reserved (it
 slept for it, or found every slot taken) asks again saying so, and only the lease is tried.  The token
 bucket arithmetic in ``reserve`` is the same as the Lua script's, and is what the tests pin down.
-A caller that found every slot taken waits for a lease this process gives back for that payer (it
-is woken as soon as the ``ZREM`` is done, first come first served), or for a poll of a few ms growing
-to 200 ms, whichever is first: slots freed by other replicas are found by the poll, and our own are
-taken again at once instead of sitting idle until a poll comes round.
 Waiting never passes the attempt's deadline: a slot not obtained in time is a
 ``ClearinghouseRateLimited`` naming our own limit (``details["local"]`` is True).
 """
@@ -29,11 +25,9 @@ Waiting never passes the attempt's deadline: a slot not obtained in time is a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -230,7 +224,6 @@ class RedisPayerLimiter:
         self._script = redis.register_script(_SLOT_SCRIPT)
         self._commands = pipelined(redis)
         self._fallback = LocalPayerLimiter(default, overrides, clock=clock)
-        self._waiting: dict[str, deque[asyncio.Future[bool]]] = {}  # by concurrency key, oldest first
         self.degraded = False  # True while Redis errors sent us to the in-process fallback
 
     def limits(self, payer_id: str) -> PayerLimits:
@@ -281,55 +274,19 @@ class RedisPayerLimiter:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise _saturated(payer_id, limits, "concurrency")
-            if not await self._released(keys[1], min(pause * (0.5 + random.random()), remaining)):
-                pause = min(pause * 2, _POLL_MAX)
-
-    async def _released(self, key: str, patience: float) -> bool:
-        """Wait for this process to give back a lease under ``key``, at most ``patience`` s; True if it did."""
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bool] = loop.create_future()
-        waiting = self._waiting.setdefault(key, deque())
-        waiting.append(waiter)
-        timer = loop.call_later(patience, _settle, waiter, False)
-        try:
-            return await waiter
-        finally:
-            timer.cancel()
-            if not waiter.done() or waiter.cancelled() or not waiter.result():  # not woken: still in line
-                waiter.cancel()
-                with contextlib.suppress(ValueError):
-                    waiting.remove(waiter)
-            if not waiting and self._waiting.get(key) is waiting:
-                del self._waiting[key]
-
-    def _wake_one(self, key: str) -> None:
-        """The oldest caller waiting for a lease under ``key`` tries again now."""
-        waiting = self._waiting.get(key)
-        while waiting:
-            if _settle(waiting.popleft(), True):
-                return
-        self._waiting.pop(key, None)
+            await asyncio.sleep(min(pause * (0.5 + random.random()), remaining))
+            pause = min(pause * 2, _POLL_MAX)
 
     async def _release(self, key: str, lease: str) -> None:
         try:
             await self._commands.call("ZREM", key, lease)
         except RedisError as exc:  # the lease expires on its own
             self._note_degraded(exc)
-        finally:
-            self._wake_one(key)
 
     def _note_degraded(self, exc: RedisError) -> None:
         if not self.degraded:
             log.warning("per-payer limits fall back to this process: Redis failed (%s)", type(exc).__name__)
         self.degraded = True
-
-
-def _settle(waiter: asyncio.Future[bool], released: bool) -> bool:
-    """Wake ``waiter`` saying whether a lease was given back; False if it was already settled."""
-    if waiter.done():
-        return False
-    waiter.set_result(released)
-    return True
 
 
 def _saturated(payer_id: str, limits: PayerLimits, which: str) -> ClearinghouseRateLimited:
