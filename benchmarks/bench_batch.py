@@ -12,6 +12,7 @@ not active or inactive coverage.  The floor is what the limits allow: N / (5 pay
 elapsed (enqueue to the last result stored), the ratio to the floor (target <= 1.15), and the peak
 RSS of each worker process (VmHWM; target < 300 MB).  Workers start and warm up before the clock.
 Workers and sandbox run the compiled X12 core, as the image does (``--core pure``: the Python source).
+The workers hold the settings' default ``batch.concurrency`` items; ``BENCH_CONCURRENCY=N`` sets another.
 """
 
 from __future__ import annotations
@@ -69,9 +70,7 @@ def start_slow_sandbox(port: int, core: str) -> subprocess.Popen[bytes]:
     """The sandbox clearinghouse, answering every payer after 200-220 ms (on the workers' X12 core)."""
     process = start_sandbox(port, core)
     behavior = {"latency": {"fixed_ms": LATENCY_S * 1000, "jitter_ms": 20}}
-    ranges = [
-        {"prefix": member_prefix(k), "scenario": path.parent.name} for k, path in enumerate(SCENARIOS)
-    ]  # fmt: skip
+    ranges = [{"prefix": member_prefix(k), "scenario": path.parent.name} for k, path in enumerate(SCENARIOS)]
     body = json.dumps({"default": behavior, "member_ranges": ranges}).encode()
     put = urllib.request.Request(f"http://127.0.0.1:{port}/admin/config", data=body, method="PUT")
     put.add_header("Content-Type", "application/json")
