@@ -1,4 +1,4 @@
-"""Unique ids that guard nothing: request ids, trace numbers, CORE PayloadIDs, limiter leases.
+"""Unique ids that guard nothing: request ids, trace numbers, CORE PayloadIDs and MIME boundaries, limiter leases.
 
 They must not repeat (across replicas, without coordination), and 128 random bits do that; they need
 not be unguessable, so they come from ``random`` (seeded from the OS at start and again in every

@@ -129,6 +129,42 @@ class LocalSingleFlight:
         await asyncio.gather(*flights, return_exceptions=True)
 
 
+class _KeepAlive:
+    """Extends a held lock every third of its time to live, for as long as the flight runs.
+
+    A loop timer, not a task: most flights end before the first extension is due, and then all this
+    costs is scheduling and cancelling the timer.  A task exists only while an extension is sent."""
+
+    def __init__(self, flight: RedisSingleFlight, lock_key: str, token: str) -> None:
+        self._flight, self._lock_key, self._token = flight, lock_key, token
+        self._loop = asyncio.get_running_loop()
+        self._extending: asyncio.Task[None] | None = None
+        self._stopped = False
+        self._timer = self._loop.call_later(flight.lock_ttl / 3, self._due)
+
+    def _due(self) -> None:
+        self._extending = self._loop.create_task(self._extend())
+
+    async def _extend(self) -> None:
+        flight = self._flight
+        try:
+            if not await flight.lock.extend(self._lock_key, self._token, flight.lock_ttl):
+                return  # we were too slow and someone took over; nothing left to keep
+        except CacheUnavailable:
+            pass  # try again at the next tick
+        if not self._stopped:
+            self._timer = self._loop.call_later(flight.lock_ttl / 3, self._due)
+
+    async def stop(self) -> None:
+        self._stopped = True
+        self._timer.cancel()
+        extending = self._extending
+        if extending is not None and not extending.done():
+            extending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await extending
+
+
 async def _awaited(compute: Callable[[], Awaitable[T]]) -> T:
     return await compute()
 
@@ -250,7 +286,7 @@ class RedisSingleFlight:
         load: Callable[[], Awaitable[T | None]] | None,
     ) -> T:
         """Compute under the lock, unless ``load`` (``None``: nothing stored) finds a result."""
-        keep_alive = asyncio.create_task(self._keep_alive(lock_key, token))
+        keep_alive = _KeepAlive(self, lock_key, token)
         held = LockRelease(self.lock.redis, lock_key, token)
         context = _HELD.set(held)  # ``compute`` runs in this task: it sees the lock (``held_lock``)
         try:
@@ -259,21 +295,10 @@ class RedisSingleFlight:
             return stored if stored is not None else await compute()
         finally:
             _HELD.reset(context)
-            keep_alive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keep_alive
+            await keep_alive.stop()
             if not held.released:  # released with compute's writes, else now
                 with contextlib.suppress(CacheUnavailable):  # the lock then simply expires
                     await self.lock.release(lock_key, token)
-
-    async def _keep_alive(self, lock_key: str, token: str) -> None:
-        while True:
-            await asyncio.sleep(self.lock_ttl / 3)
-            try:
-                if not await self.lock.extend(lock_key, token, self.lock_ttl):
-                    return  # we were too slow and someone took over; nothing left to keep
-            except CacheUnavailable:
-                continue
 
     async def _wait_for_holder(
         self, lock_key: str, load: Callable[[], Awaitable[T | None]], deadline: float

@@ -5,14 +5,17 @@ Each sample is written here by hand; the expected values are read off the sample
 
 from __future__ import annotations
 
+import ast
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from eligibility_svc import errors
+from eligibility_svc.x12 import parse271
 from eligibility_svc.x12.loops271 import (
     Bht,
     Eb,
@@ -566,3 +569,28 @@ def test_a_transaction_built_in_code_renders_with_counted_se() -> None:
         "IEA",
     ]
     assert segments[-2:] == [["GE", "1", "7"], ["IEA", "1", "000000007"]]
+
+
+def test_the_written_out_dispatch_is_the_handler_table() -> None:
+    """``_handled`` writes the commonest IDs out (direct calls when compiled): each to its handler in
+    ``_HANDLERS``, each once.  Read from the source, which the compiled module lacks."""
+    source = Path(__file__).resolve().parent.parent / "eligibility_svc" / "x12" / "parse271.py"
+    function = next(
+        node
+        for node in ast.walk(ast.parse(source.read_text()))
+        if isinstance(node, ast.FunctionDef) and node.name == "_handled"
+    )
+    written: list[tuple[str, str]] = []
+    for node in ast.walk(function):
+        test = node.test if isinstance(node, ast.If) else None
+        if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "sid":
+            sid, call = test.comparators[0], node.body[0]
+            assert isinstance(sid, ast.Constant)
+            assert isinstance(call, ast.Expr)
+            assert isinstance(call.value, ast.Call)
+            assert isinstance(call.value.func, ast.Name)
+            written.append((sid.value, call.value.func.id))
+    assert len(written) >= 5
+    assert len(written) == len(dict(written))
+    table = {sid: handler.__name__ for sid, handler in parse271._HANDLERS.items()}
+    assert {sid: table.get(sid) for sid, _ in written} == dict(written)

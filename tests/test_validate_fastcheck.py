@@ -368,3 +368,49 @@ def test_a_map_the_tables_cannot_model_turns_the_fast_path_off(tmp_path: Path) -
 
     with pytest.raises(fastcheck._NotModeled, match="regular expressions"):
         fastcheck._compile(tmp_path / "271.xml", fastcheck._dictionary(), fastcheck._external_codes())
+
+
+# --- remembered element checks ---------------------------------------------------------------------
+
+PPO_271 = read(SCENARIOS / "01-ppo-active-deductible-copays" / "271.x12")
+
+
+def test_a_remembered_segment_is_not_trusted_under_other_separators() -> None:
+    """The same EB text under swapped repetition and component separators: its EB03 ``1^33^35...`` is a
+    repetition in the first document and an invalid composite in the second."""
+    assert "EB*1**1^33^35" in PPO_271
+    assert PPO_271.count(":") == 1  # ISA16 is its only component separator
+    swapped = PPO_271.replace("*0801*^*00501", "*0801*:*00501").replace("*T*:~", "*T*^~", 1)
+    assert swapped != PPO_271
+    fastcheck._CHECKED.clear()
+    assert definitely_clean(PPO_271)
+    assert not definitely_clean(swapped)  # with the first document's rows remembered
+    fastcheck._CHECKED.clear()
+    assert not definitely_clean(swapped)
+    assert slow_findings(swapped)  # and the full walk finds what the fast path refused
+
+
+def test_no_patient_identifier_is_remembered() -> None:
+    fastcheck._CHECKED.clear()
+    for document in CLEAN_DOCUMENTS.values():
+        definitely_clean(document)
+    remembered = "~".join(piece for _, piece, _ in fastcheck._CHECKED)
+    assert remembered.count("EB*") > 50
+    for identifier in ("FIXTURELY", "QUILL", "ZZM0100001", "DOE", "W123456789", "DMG", "NM1", "REF"):
+        assert identifier not in remembered
+
+
+def test_the_remembered_results_stay_bounded() -> None:
+    """A document with more distinct benefit rows than are remembered is still judged, and the
+    memory starts over instead of growing."""
+    rows = [f"EB*C*IND*30***23*{amount}.00" for amount in range(1, fastcheck._CHECKED_LIMIT + 500)]
+    segments = segments_of(PPO_271)
+    first_eb = next(i for i, segment in enumerate(segments) if segment.startswith("EB*"))
+    se = next(i for i, segment in enumerate(segments) if segment.startswith("SE*"))
+    body = [*segments[:first_eb], *rows, *segments[first_eb:se]]
+    st = next(i for i, segment in enumerate(body) if segment.startswith("ST*"))
+    control = segments[se].split("*")[2]
+    document = joined([*body, f"SE*{len(body) - st + 1}*{control}", *segments[se + 1 :]])
+    fastcheck._CHECKED.clear()
+    assert definitely_clean(document)
+    assert 0 < len(fastcheck._CHECKED) <= fastcheck._CHECKED_LIMIT

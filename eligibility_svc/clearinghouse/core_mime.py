@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import base64
 import quopri
-import uuid
 
 from eligibility_svc.clearinghouse.core_exchange import CoreTransport
 from eligibility_svc.clearinghouse.envelope import CoreRequest
 from eligibility_svc.clearinghouse.http_client import HttpAnswer
 from eligibility_svc.clearinghouse.replies import CoreReply
+from eligibility_svc.ids import unique_hex
 
 ENVELOPE = "core_mime"
 
@@ -46,7 +46,7 @@ def mime_fields(request: CoreRequest) -> list[tuple[str, str]]:
 
 def encode_form(fields: list[tuple[str, str]], *, boundary: str | None = None) -> tuple[str, bytes]:
     """``(Content-Type, body)`` of a ``multipart/form-data`` message with one text part per field."""
-    mark = boundary or f"CORE-{uuid.uuid4().hex}"
+    mark = boundary or f"CORE-{unique_hex()}"
     if any(mark in value for _, value in fields):
         return encode_form(fields)  # a fresh random boundary cannot collide twice in practice
     chunks: list[bytes] = []

@@ -14,7 +14,9 @@ is traced once and replayed after: which counts must already be non-zero (a "man
 record pyx12 might make is treated as a finding) and which counts go up (a maximum passed is a
 finding).  The element, segment and syntax checks, the reader's envelope and HL checks and the
 rules of ``validate.py`` (EB03/EQ01 repetitions, ISA11, HL parents and HL04, LS/LE) are
-restated over the same values.
+restated over the same values.  The element checks of benefit rows, dates and delivery patterns
+(never of segments with patient identifiers) are remembered per process, by map node, segment text
+and separators: a payer sends the same rows in answer after answer.
 
 What it refuses outright (the full validation then decides): more than one interchange, anything
 around or between the envelope segments (ISA (GS (ST ... SE)+ GE)+ IEA), delimiters that are not
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
+from typing import Final
 from xml.etree.ElementTree import Element as XmlNode
 from xml.etree.ElementTree import ParseError
 
@@ -809,12 +812,22 @@ class _HlLevel:
         self.has_children = has_children
 
 
+# The element checks of a segment depend only on its map node, its text and the separators, and the
+# same benefit rows, dates and delivery patterns come back in answer after answer from a payer:
+# their results are remembered per process.  Only segments that carry no patient identifiers are
+# (no NM1, N3/N4, DMG, REF, TRN, MSG free text); the memory is bounded and starts over when full.
+_REMEMBERED: Final = frozenset({"EB", "HSD", "DTP", "III", "LS", "LE"})
+_CHECKED_LIMIT: Final = 4096
+_CHECKED: Final[dict[tuple[_Seg, str, str], bool]] = {}
+
+
 class _Document:
     """One pass over the segments, mirroring what the full validation would track."""
 
     def __init__(self, maps: dict[str, _Map], delimiters: _Delimiters, pieces: list[str]) -> None:
         self.maps = maps
         self.d = delimiters
+        self.separators = delimiters.element + delimiters.component + delimiters.repetition
         self.pieces = pieces
         self.state = "start"
         self.map: _Map | None = None
@@ -854,9 +867,23 @@ class _Document:
             node is not None
             and self._brackets(node)
             and self._reader(sid, values)
-            and _segment_ok(node, values, d.component, d.repetition)
+            and self._elements_ok(node, piece, values)
             and (sid != "HL" or self._hierarchy(values))
         )
+
+    def _elements_ok(self, node: _Seg, piece: str, values: list[str]) -> bool:
+        """``_segment_ok``, remembered for the segments in ``_REMEMBERED`` (see there)."""
+        d = self.d
+        if node.sid not in _REMEMBERED:
+            return _segment_ok(node, values, d.component, d.repetition)
+        key = (node, piece, self.separators)
+        known = _CHECKED.get(key)
+        if known is None:
+            known = _segment_ok(node, values, d.component, d.repetition)
+            if len(_CHECKED) >= _CHECKED_LIMIT:
+                _CHECKED.clear()
+            _CHECKED[key] = known
+        return known
 
     def _find(self, index: int, sid: str, values: list[str]) -> _Seg | None:
         """validate._Walk._find: ISA and GS restart the walk, the rest is walked from the last node."""

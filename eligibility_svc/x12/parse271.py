@@ -230,12 +230,38 @@ def _parse(tx: _Envelope, delimiters: Delimiters, rows: list[list[str]], positio
 
 
 def _run(state: _State, rows: list[list[str]], positions: Sequence[int]) -> None:
-    lookup = _HANDLERS.get
     for row, position in zip(rows, positions, strict=True):
-        handler = lookup(row[0])
+        if not _handled(state, row, position):
+            _unknown(state, row, position)(state, row, position)
+
+
+def _handled(state: _State, row: list[str], position: int) -> bool:
+    """``_HANDLERS[row[0]]`` applied; False for an ID not in the table.  The commonest IDs are written
+    out: compiled, each is then a direct call, where a call through the table goes through the
+    handler's Python entry point.  ``tests/test_parse271.py`` holds them to the table."""
+    sid = row[0]
+    if sid == "EB":
+        _eb(state, row, position)
+    elif sid == "NM1":
+        _nm1(state, row, position)
+    elif sid == "HL":
+        _hl(state, row, position)
+    elif sid == "DTP":
+        _dtp(state, row, position)
+    elif sid == "DMG":
+        _dmg(state, row, position)
+    elif sid == "TRN":
+        _trn(state, row, position)
+    elif sid == "REF":
+        _ref(state, row, position)
+    elif sid == "MSG":
+        _msg(state, row, position)
+    else:
+        handler = _HANDLERS.get(sid)
         if handler is None:
-            handler = _unknown(state, row, position)
+            return False
         handler(state, row, position)
+    return True
 
 
 def _unknown(state: _State, row: list[str], position: int) -> _Handler:
