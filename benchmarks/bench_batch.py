@@ -13,6 +13,9 @@ elapsed (enqueue to the last result stored), the ratio to the floor (target <= 1
 RSS of each worker process (VmHWM; target < 300 MB).  Workers start and warm up before the clock.
 Workers and sandbox run the compiled X12 core, as the image does (``--core pure``: the Python source).
 The workers hold the settings' default ``batch.concurrency`` items; ``BENCH_CONCURRENCY=N`` sets another.
+``--stages`` also prints where each worker's CPU went: the thread CPU time of each X12/JSON stage per
+call (timed from outside the package by ``benchmarks/stage_timer``), and the rest of its CPU per
+appointment (asyncio, aiohttp, Redis, the batch and service code around the stages).
 """
 
 from __future__ import annotations
@@ -145,13 +148,38 @@ async def warm_up(queue: BatchQueue, workers: int) -> None:
     await finish(queue, await plan(queue, appointments(100 * workers, "WARM")))
 
 
-async def run(count: int, workers: int, redis_url: str, others: dict[str, int], core: str) -> dict[str, float]:
-    """One timed batch; ``others``: the sandbox's and redis-server's pids, whose CPU is reported too."""
+STAGE_TIMER = ROOT / "benchmarks" / "stage_timer"
+
+
+def stage_env(env: dict[str, str], directory: str) -> dict[str, str]:
+    """``env`` with the stage timer first on the path, writing into ``directory``."""
+    path = os.pathsep.join(p for p in (str(STAGE_TIMER), env.get("PYTHONPATH", "")) if p)
+    return {**env, "PYTHONPATH": path, "ELIG_BENCH_STAGES": directory}
+
+
+def stage_times(directory: str) -> dict[str, float]:
+    """µs per call of each stage, over every worker's calls (the warm-up batch included)."""
+    sums: dict[str, list[int]] = {}
+    for path in Path(directory).glob("stages.*.json"):
+        for name, total in json.loads(path.read_text()).items():
+            found = sums.setdefault(name, [0, 0])
+            found[0] += total["ns"]
+            found[1] += total["calls"]
+    return {name: ns / calls / 1000 for name, (ns, calls) in sums.items() if calls}
+
+
+async def run(
+    count: int, workers: int, redis_url: str, others: dict[str, int], core: str, *, stages: str | None = None
+) -> dict[str, float]:
+    """One timed batch; ``others``: the sandbox's and redis-server's pids, whose CPU is reported too;
+    ``stages``: a directory for the stage timer's sums (None: no timer)."""
     redis = queue_redis(redis_url)
     await redis.flushall()
     queue = BatchQueue(redis, RedisKeys())
     await queue.ensure_group()
     env = {**worker_env(redis_url, others["sandbox_port"]), **core_env(core)}
+    if stages is not None:
+        env = stage_env(env, stages)
     command = [sys.executable, "-P", "-m", "eligibility_svc", "worker", "--metrics-port", "0"]
     processes = [subprocess.Popen(command, cwd=ROOT, env=env) for _ in range(workers)]  # noqa: ASYNC220
     try:
@@ -188,6 +216,13 @@ def print_cpu(result: dict[str, float], count: int) -> None:
     print(f"    CPU per appointment (us): {shares}; {busy:.2f} of {os.cpu_count()} cores busy")
 
 
+def print_stages(times: dict[str, float], result: dict[str, float], count: int) -> None:
+    """The stages' µs per call, and the rest of the workers' CPU per appointment."""
+    print("    worker CPU by stage (us per call): " + ", ".join(f"{name} {us:.0f}" for name, us in times.items()))
+    per_appointment = result["cpu_workers"] / count * 1e6
+    print(f"    the rest of the worker CPU: {per_appointment - sum(times.values()):.0f} us per appointment")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--appointments", type=int, default=10_000)
@@ -195,6 +230,7 @@ def main() -> None:
     parser.add_argument(
         "--core", choices=CORES, default="compiled", help="the workers' X12 core (default: compiled, as in the image)"
     )
+    parser.add_argument("--stages", action="store_true", help="time the workers' X12 and JSON stages too")
     args = parser.parse_args()
     floor = args.appointments / (len(PAYERS) * PER_PAYER) * LATENCY_S
     sandbox_port, redis_port = free_port(), free_port()
@@ -208,13 +244,16 @@ def main() -> None:
             for workers in args.workers:
                 others = {"sandbox": sandbox.pid, "redis": redis.pid, "sandbox_port": sandbox_port}
                 url = f"redis://127.0.0.1:{redis_port}/0"
-                result = asyncio.run(run(args.appointments, workers, url, others, args.core))
+                stages = tempfile.mkdtemp(dir=workdir) if args.stages else None
+                result = asyncio.run(run(args.appointments, workers, url, others, args.core, stages=stages))
                 print(
                     f"workers={workers}: elapsed {result['elapsed']:.2f} s (enqueue {result['enqueue']:.2f} s), "
                     f"ratio {result['elapsed'] / floor:.3f} (target <= 1.15), failed items {result['failed']:.0f}, "
                     f"peak RSS per worker {result['rss']:.0f} MB (target < 300)"
                 )
                 print_cpu(result, args.appointments)
+                if stages is not None:
+                    print_stages(stage_times(stages), result, args.appointments)
                 if result["failed"]:
                     raise SystemExit("items failed: the run measured errors, not checks (see the sandbox's setup)")
         finally:
