@@ -395,12 +395,13 @@ class KeptSummary:
     parsing or validating the summary.  Value and attachment go through the cache codec together
     (sealed with AES-GCM when a key is configured), like every other kept value."""
 
-    __slots__ = ("body", "provenance", "status")
+    __slots__ = ("_provenance_json", "body", "provenance", "status")
 
     def __init__(self, body: bytes, provenance: JsonObject, status: CheckStatus) -> None:
         self.body = body
         self.provenance = provenance
         self.status = status
+        self._provenance_json: bytes | None = None  # ``provenance`` as JSON, once a write needs it
 
     @classmethod
     def of(cls, summary: CoverageSummary) -> KeptSummary:
@@ -426,7 +427,8 @@ class KeptSummary:
 
     def value_json(self) -> bytes:
         """``value()`` as compact JSON (it holds JSON values only: ``provenance`` is a JSON dump)."""
-        return pydantic_core.to_json(self.value())
+        head = pydantic_core.to_json({"format": KEPT_SUMMARY_FORMAT, "status": self.status.value})
+        return _spliced(head, "provenance", self._kept_provenance())
 
     def to_json(self, age: float, *, sandbox: bool = False) -> bytes:
         """The summary served ``age`` seconds after it was stored (``stamp_cached``), as JSON bytes;
@@ -438,7 +440,13 @@ class KeptSummary:
 
     def summary_json(self) -> bytes:
         """The whole summary as it was kept (its own provenance), as JSON bytes."""
-        return _spliced(self.body, "provenance", pydantic_core.to_json(self.provenance))
+        return _spliced(self.body, "provenance", self._kept_provenance())
+
+    def _kept_provenance(self) -> bytes:
+        """The kept provenance as JSON, made once for the entry and the check record that both hold it."""
+        if self._provenance_json is None:
+            self._provenance_json = pydantic_core.to_json(self.provenance)
+        return self._provenance_json
 
     def to_model(self, age: float) -> CoverageSummary | None:
         """The summary as ``stamp_cached`` would serve it; ``None`` when it does not validate."""
