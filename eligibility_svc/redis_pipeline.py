@@ -42,6 +42,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, cast
 
 import hiredis
+from hiredis import pack_command
 from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
@@ -274,7 +275,16 @@ class _Link(asyncio.Protocol):
 
 def _packed(commands: list[Command]) -> bytes:
     """``commands`` in the Redis protocol (RESP arrays of bulk strings), encoded as redis-py encodes
-    arguments: bytes as they are, text as UTF-8, numbers in decimal."""
+    arguments: bytes as they are, text as UTF-8, numbers in decimal.  hiredis's packer (C) takes str,
+    bytes, int and float; a turn with anything else (a memoryview, or what Redis cannot take) goes
+    through ``_packed_here``, which encodes the rest or raises ``DataError``."""
+    try:
+        return b"".join([pack_command(command) for command in commands])
+    except TypeError:
+        return _packed_here(commands)
+
+
+def _packed_here(commands: list[Command]) -> bytes:
     out: list[bytes] = []
     for command in commands:
         out.append(b"*%d\r\n" % len(command))

@@ -80,8 +80,9 @@ from eligibility_svc.x12.build270 import Envelope, build_270, new_trace_number
 from eligibility_svc.x12.inquiry_rules import check_inquiry
 from eligibility_svc.x12.interpret import interpret, summarize
 from eligibility_svc.x12.loops271 import Transaction271
-from eligibility_svc.x12.parse271 import parse_271
+from eligibility_svc.x12.parse271 import parse_271, parse_elements
 from eligibility_svc.x12.procedures import ProcedureTable, default_table
+from eligibility_svc.x12.reader import RawInterchange
 from eligibility_svc.x12.validate import Direction, Finding, Mode, ValidationResult, apply_policy, validate_x12
 
 log = logging.getLogger(__name__)
@@ -815,7 +816,7 @@ class EligibilityService:
             raise bad_271(exc) from exc
         findings = (*outgoing, *incoming)
         summary = stamp_fresh(
-            self._interpret(result.x12_271, request),
+            self._interpret(result.x12_271, request, result.interchange),
             check_id=new_check_id(),
             trace_number=trace_number,
             result=result,
@@ -841,10 +842,12 @@ class EligibilityService:
         finally:
             self._publish_exchange_breakers(payer_id)
 
-    def _interpret(self, x12_271: str, request: EligibilityRequest) -> CoverageSummary:
+    def _interpret(
+        self, x12_271: str, request: EligibilityRequest, interchange: RawInterchange | None = None
+    ) -> CoverageSummary:
         """The summary of the 271's first transaction for ``request``; unreadable X12 from the
         clearinghouse is its fault (``ClearinghouseBadResponse``)."""
-        transaction = _first_transaction(x12_271)
+        transaction = _first_transaction(x12_271, interchange)
         return summarize(transaction, request, table=self._table)
 
     async def _keep(
@@ -1002,9 +1005,10 @@ class EligibilityService:
         self._metrics.set_breaker(cast(BreakerKind, scope), key, phase.value)
 
 
-def _first_transaction(x12_271: str) -> Transaction271:
+def _first_transaction(x12_271: str, interchange: RawInterchange | None = None) -> Transaction271:
+    """The 271's first transaction, parsed from ``interchange`` (``x12_271`` as read) when given."""
     try:
-        transactions = parse_271(x12_271)
+        transactions = parse_elements(interchange) if interchange is not None else parse_271(x12_271)
     except X12Error as exc:
         raise ClearinghouseBadResponse(
             f"the 271 from the clearinghouse cannot be read: {exc.message}", details={"x12_error": exc.code}

@@ -18,6 +18,7 @@ from eligibility_svc.clearinghouse.resilience import scan_aaa
 from eligibility_svc.errors import ConfigurationError
 from eligibility_svc.sandbox.clearinghouse import RunningSandbox
 from eligibility_svc.settings import ClearinghouseSettings, SandboxClearinghouseSettings, Settings
+from eligibility_svc.x12.reader import read_elements
 from tests.support.ch_servers import PASSWORD, USERNAME, make_270, scenario, single
 from tests.support.redis_server import free_port
 
@@ -135,3 +136,18 @@ async def test_per_payer_limits_come_from_the_environment(monkeypatch: pytest.Mo
         assert isinstance(stack.limiter, LocalPayerLimiter)
         assert stack.limiter.limits("SBX10001") == PayerLimits(concurrency=3, rate_per_second=7, burst=20)
         assert stack.limiter.limits("SBX10002").concurrency == 11
+
+
+@pytest.mark.parametrize("envelope", ["core_mime", "core_soap"])
+async def test_the_271_is_handed_on_as_read_when_its_reply_was_checked(envelope: str) -> None:
+    """The interpreter parses what the reply check read (no second read): it must be that 271, whole."""
+    settings = _settings(sandbox=SandboxClearinghouseSettings(envelope=envelope))  # type: ignore[arg-type]
+    async with open_clearinghouse(settings) as stack:
+        for name in ("01", "10"):  # active coverage; a subscriber not found (AAA 75 in 2100C)
+            result = await stack.transport.exchange(
+                make_270(scenario(name).request), payer_id="SBX10001", deadline=time.monotonic() + 5
+            )
+            assert result.interchange is not None
+            assert result.interchange == read_elements(result.x12_271)
+            assert scan_aaa(result.x12_271, result.interchange) == scan_aaa(result.x12_271)
+    assert [(hit.loop, hit.reason) for hit in scan_aaa(result.x12_271, result.interchange)] == [("2100C", "75")]

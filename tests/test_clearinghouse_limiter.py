@@ -262,10 +262,11 @@ async def test_waiting_for_a_lease_takes_one_token_only(replicas: ClientMaker) -
     client = await replicas()
     limits = PayerLimits(concurrency=1, rate_per_second=1, burst=5)
     limiter = RedisPayerLimiter(client, limits)
+    other_replica = RedisPayerLimiter(await replicas(), limits)  # its slot is given back where we cannot see
     release = asyncio.Event()
 
     async def holder() -> None:
-        async with limiter.slot(PAYER, deadline=time.monotonic() + 5):
+        async with other_replica.slot(PAYER, deadline=time.monotonic() + 5):
             await release.wait()
 
     held = asyncio.create_task(holder())
@@ -294,3 +295,76 @@ async def test_a_caller_that_waits_for_its_token_then_takes_the_lease(replicas: 
     tokens = float(await client.hget(RedisKeys().payer_rate(PAYER), "tokens") or 0)
     assert -1.0 <= tokens <= -0.9, "one token each: the second reserved it once, before sleeping"
     assert await client.zcard(RedisKeys().payer_concurrency(PAYER)) == 0
+
+
+async def script_calls(client: Redis) -> int:
+    """How many scripts Redis has run by SHA so far (``INFO commandstats``)."""
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_waiters_for_slots_this_replica_holds_ask_only_when_one_is_given_back(replicas: ClientMaker) -> None:
+    """Every slot taken by this process: its waiters do not poll Redis, and each slot it gives back goes to
+    the longest waiter at once (one script call each), in the order they came."""
+    client = await replicas()
+    limiter = RedisPayerLimiter(client, PayerLimits(concurrency=2, rate_per_second=1000, burst=100))
+    releases = [asyncio.Event() for _ in range(5)]
+    order: list[int] = []
+    both_in = asyncio.Event()
+
+    async def caller(number: int) -> None:
+        async with limiter.slot(PAYER, deadline=time.monotonic() + 5):
+            order.append(number)
+            if len(order) == 2:
+                both_in.set()
+            await releases[number].wait()
+
+    tasks = [asyncio.create_task(caller(0)), asyncio.create_task(caller(1))]
+    await both_in.wait()
+    before = await script_calls(client)
+    for number in (2, 3, 4):
+        tasks.append(asyncio.create_task(caller(number)))
+        await asyncio.sleep(0.01)  # they queue in this order
+    await asyncio.sleep(0.5)  # long past the first polls (20-30 ms, then 40-60, 80-120 ...)
+    assert await script_calls(client) == before, "no caller asked Redis while this process held every slot"
+    assert order == [0, 1]
+    for number in range(3):
+        releases[number].set()
+        await asyncio.sleep(0.05)  # a poll would come 80-300 ms later; the hand-over is at once
+        assert order == list(range(number + 3)), "the slot went to the longest waiter at once"
+    for release in releases:
+        release.set()
+    await asyncio.gather(*tasks)
+    assert await script_calls(client) == before + 3, "one script call for each waiter's slot"
+    assert await client.zcard(RedisKeys().payer_concurrency(PAYER)) == 0
+
+
+async def test_a_waiter_still_polls_for_slots_other_replicas_hold(replicas: ClientMaker) -> None:
+    limits = PayerLimits(concurrency=2, rate_per_second=1000, burst=100)
+    ours, theirs = RedisPayerLimiter(await replicas(), limits), RedisPayerLimiter(await replicas(), limits)
+    release = asyncio.Event()
+
+    async def hold(limiter: RedisPayerLimiter) -> None:
+        async with limiter.slot(PAYER, deadline=time.monotonic() + 5):
+            await release.wait()
+
+    holders = [asyncio.create_task(hold(ours)), asyncio.create_task(hold(theirs))]
+    await asyncio.sleep(0.05)
+    waiter = asyncio.create_task(one_slot(ours))
+    await asyncio.sleep(0.1)
+    assert not waiter.done()
+    release.set()  # both come back: ours wakes the waiter, theirs it would find by polling
+    await asyncio.wait_for(asyncio.gather(*holders, waiter), 2)
+    alone = asyncio.create_task(hold(theirs))  # now only the other replica holds slots: polling finds them
+    release.clear()
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    async with ours.slot(PAYER, deadline=time.monotonic() + 1):  # one of two slots is free
+        assert time.monotonic() - started < 0.2
+    blocker = asyncio.create_task(hold(theirs))
+    await asyncio.sleep(0.05)
+    late = asyncio.create_task(one_slot(ours))
+    await asyncio.sleep(0.1)
+    assert not late.done(), "both slots are the other replica's"
+    release.set()
+    await asyncio.wait_for(asyncio.gather(alone, blocker, late), 2)  # found by polling: no wake from here

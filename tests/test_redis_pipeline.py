@@ -218,12 +218,12 @@ def test_commands_are_encoded_as_redis_py_encodes_them() -> None:
     """Our RESP writer against redis-py's, argument kinds the hot paths send included."""
     client = make_redis("redis://127.0.0.1:1/0")  # never connected: only its packer is used
     connection = client.connection_pool.make_connection()
-    commands = [
+    plain = [
         ("SET", "elig:cache:k", b"J{}\n" + b"x" * 70_000, "PX", 3_600_000),
-        ("EVALSHA", "a" * 40, 1, "elig:limit:P", 1795561921.9835963, -3, "Müller"),
-        ("SET", "k", memoryview(b"view"), "NX"),
+        ("EVALSHA", "a" * 40, 1, "elig:limit:P", 1795561921.9835963, -3, "Müller", 2**70, 1e-7, -0.0),
     ]
-    assert _packed(commands) == b"".join(connection.pack_commands(commands))
+    for commands in (plain, [*plain, ("SET", "k", memoryview(b"view"), "NX")]):  # hiredis's packer, then ours
+        assert _packed(commands) == b"".join(connection.pack_commands(commands))
     for unsendable in (True, None, object()):
         with pytest.raises(DataError):
             _packed([("SET", "k", unsendable)])

@@ -21,6 +21,7 @@ _STAGES = {  # where service.py calls it -> the stage's name
     "build_270": "build 270",
     "validate_x12": "validate 271",
     "parse_271": "parse 271",
+    "parse_elements": "parse 271",  # the 271 as read when the reply was checked
     "summarize": "interpret",
 }
 

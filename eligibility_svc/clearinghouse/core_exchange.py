@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from eligibility_svc.clearinghouse.envelope import CoreRequest, new_request
 from eligibility_svc.clearinghouse.http_client import HttpAnswer, HttpEndpoint
-from eligibility_svc.clearinghouse.replies import CoreReply, payload_271
+from eligibility_svc.clearinghouse.replies import CoreReply, answer_271
 from eligibility_svc.clearinghouse.transport import Attempt, TransportResult
 from eligibility_svc.errors import ClearinghouseError
 
@@ -58,7 +58,7 @@ class CoreTransport:
         try:
             answer = await self.endpoint.post(body, headers={"Content-Type": content_type}, deadline=deadline)
             reply = self.decode(answer)
-            x12_271 = payload_271(reply)
+            x12_271, interchange = answer_271(reply)
         except ClearinghouseError as exc:
             exc.details.setdefault("payload_id", request.payload_id)
             raise
@@ -70,6 +70,7 @@ class CoreTransport:
             elapsed=duration,
             envelope=self.envelope,
             response_payload_id=(reply.fields or {}).get("PayloadID"),
+            interchange=interchange,
         )
 
     async def close(self) -> None:

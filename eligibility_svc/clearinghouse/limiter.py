@@ -28,6 +28,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -201,6 +202,9 @@ return {1, tostring(wait), 0}
 # A caller that found every slot taken asks again after 10-30 ms, then twice as long each time, up to
 # 100-300 ms: slots come back after a payer call (hundreds of ms), and many waiters polling each find a
 # freed slot soon.  Every poll is a script call: a batch worker made 3.75 an item starting at 5 ms, 2.85 at 20.
+# A slot this process gives back wakes its longest waiter at once instead, and while this process itself
+# holds (or is asking for) every slot of the payer its waiters do not ask Redis at all: only a slot it
+# gives back can be theirs.  They look again every ``_POLL_MAX`` (no Redis call while that still holds).
 _POLL_FIRST = 0.02
 _POLL_MAX = 0.2
 
@@ -227,6 +231,8 @@ class RedisPayerLimiter:
         self._script = redis.register_script(_SLOT_SCRIPT)
         self._commands = pipelined(redis)
         self._fallback = LocalPayerLimiter(default, overrides, clock=clock)
+        self._held: dict[str, int] = {}  # leases this process holds, by payer
+        self._waiting: dict[str, deque[asyncio.Future[None]]] = {}  # callers waiting for a slot, oldest first
         self.degraded = False  # True while Redis errors sent us to the in-process fallback
 
     def limits(self, payer_id: str) -> PayerLimits:
@@ -251,7 +257,7 @@ class RedisPayerLimiter:
         try:
             yield
         finally:
-            await self._release(keys[1] if keys else "", lease)
+            await self._release(payer_id, keys[1] if keys else "", lease)
 
     async def _obtain(self, payer_id: str, keys: tuple[str, str], deadline: float) -> str:
         """A lease, the token taken first: both in one script call when no wait is needed."""
@@ -260,29 +266,73 @@ class RedisPayerLimiter:
         have_token = False
         pause = _POLL_FIRST
         while True:
-            remaining = max(deadline - self._clock(), 0.0)
-            lease_ms = int((remaining + self._lease_margin) * 1000)
-            args: list[float | str] = [limits.rate_per_second, limits.burst, remaining, limits.concurrency]
-            args += [lease, lease_ms, int(have_token)]
-            granted, wait_text, leased = await self._commands.script(self._script, keys, args)
-            if int(granted) != 1:
+            if self._held.get(payer_id, 0) >= limits.concurrency:  # all ours: Redis would say no
+                await self._wait_turn(payer_id, limits, deadline, _POLL_MAX)  # a look here, not a poll
+                continue
+            granted, wait, leased = await self._ask(payer_id, keys, deadline, lease, have_token=have_token)
+            if not granted:
                 raise _saturated(payer_id, limits, "rate")
             have_token = True  # reserved now (or before): no retry below takes another
-            if int(leased) == 1:
+            if leased:
                 return lease
-            wait = float(wait_text)
             if wait > 0:  # our turn for the token comes after this; the lease is asked for then
                 await asyncio.sleep(wait)
                 continue
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                raise _saturated(payer_id, limits, "concurrency")
-            await asyncio.sleep(min(pause * (0.5 + random.random()), remaining))
+            await self._wait_turn(payer_id, limits, deadline, pause * (0.5 + random.random()))
             pause = min(pause * 2, _POLL_MAX)
 
-    async def _release(self, key: str, lease: str) -> None:
+    async def _ask(
+        self, payer_id: str, keys: tuple[str, str], deadline: float, lease: str, *, have_token: bool
+    ) -> tuple[bool, float, bool]:
+        """One script call: ``(granted, wait, leased)``.  While it is out it counts as a slot this process
+        holds, so that its callers never ask for more slots than there are; unless it leased one, the
+        count is given back when the answer comes."""
+        limits = self.limits(payer_id)
+        remaining = max(deadline - self._clock(), 0.0)
+        lease_ms = int((remaining + self._lease_margin) * 1000)
+        args: list[float | str] = [limits.rate_per_second, limits.burst, remaining, limits.concurrency]
+        args += [lease, lease_ms, int(have_token)]
+        self._held[payer_id] = self._held.get(payer_id, 0) + 1
+        leased = False
         try:
-            await self._commands.call("ZREM", key, lease)
+            granted, wait_text, leased_flag = await self._commands.script(self._script, keys, args)
+            leased = int(leased_flag) == 1
+            return int(granted) == 1, float(wait_text), leased
+        finally:
+            if not leased:
+                self._held[payer_id] -= 1
+
+    async def _wait_turn(self, payer_id: str, limits: PayerLimits, deadline: float, poll: float) -> None:
+        """Until a slot this process gives back is handed to us, or ``poll`` seconds pass;
+        ``ClearinghouseRateLimited`` at the deadline."""
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            raise _saturated(payer_id, limits, "concurrency")
+        waiters = self._waiting.setdefault(payer_id, deque())
+        loop = asyncio.get_running_loop()
+        turn: asyncio.Future[None] = loop.create_future()
+        waiters.append(turn)
+        timer = loop.call_later(min(poll, remaining), _wake, turn)
+        try:
+            await turn
+        finally:
+            timer.cancel()
+            if turn in waiters:  # not handed a slot: woken by the timer, or cancelled
+                waiters.remove(turn)
+
+    async def _release(self, payer_id: str, key: str, lease: str) -> None:
+        """Give the lease back; this process's longest waiter for the payer asks for it next (the ``ZREM``
+        is queued first, so Redis frees the slot before that waiter's script runs)."""
+        given_back = self._commands.call("ZREM", key, lease)
+        self._held[payer_id] -= 1
+        waiters = self._waiting.get(payer_id)
+        while waiters:  # the longest waiter still waiting (one whose timer fired is on its way already)
+            turn = waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                break
+        try:
+            await given_back
         except RedisError as exc:  # the lease expires on its own
             self._note_degraded(exc)
 
@@ -290,6 +340,11 @@ class RedisPayerLimiter:
         if not self.degraded:
             log.warning("per-payer limits fall back to this process: Redis failed (%s)", type(exc).__name__)
         self.degraded = True
+
+
+def _wake(turn: asyncio.Future[None]) -> None:
+    if not turn.done():
+        turn.set_result(None)
 
 
 def _saturated(payer_id: str, limits: PayerLimits, which: str) -> ClearinghouseRateLimited:

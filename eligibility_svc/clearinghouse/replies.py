@@ -20,7 +20,7 @@ from eligibility_svc.errors import (
     ClearinghouseUnavailable,
     X12Error,
 )
-from eligibility_svc.x12.reader import Interchange, Transaction, read_interchange
+from eligibility_svc.x12.reader import Interchange, RawInterchange, RawTransaction, read_elements, read_interchange
 
 _CREDENTIALS_HINT = (
     "check clearinghouse.username and clearinghouse.password (ELIG_CLEARINGHOUSE__USERNAME, "
@@ -42,6 +42,11 @@ class CoreReply:
 
 def payload_271(reply: CoreReply) -> str:
     """The 271 text of a successful reply; raises the ``ClearinghouseError`` that describes any other."""
+    return answer_271(reply)[0]
+
+
+def answer_271(reply: CoreReply) -> tuple[str, RawInterchange]:
+    """``payload_271``, and the interchange as read to check it (the parser takes it from there)."""
     _check_http_status(reply)
     fields = reply.fields
     if fields is None:
@@ -51,7 +56,8 @@ def payload_271(reply: CoreReply) -> str:
             details={"http_status": reply.http_status},
         )
     _check_error_code(reply.http_status, fields)
-    return check_271(fields.get("PayloadType", ""), fields.get("Payload", ""))
+    payload = fields.get("Payload", "")
+    return payload, _checked_271(fields.get("PayloadType", ""), payload)
 
 
 def _check_http_status(reply: CoreReply) -> None:
@@ -99,6 +105,11 @@ def _check_error_code(status: int, fields: Mapping[str, str]) -> None:
 
 def check_271(payload_type: str, payload: str) -> str:
     """``payload`` if it is one readable 271; otherwise ``ClearinghouseBadResponse`` saying what it is."""
+    _checked_271(payload_type, payload)
+    return payload
+
+
+def _checked_271(payload_type: str, payload: str) -> RawInterchange:
     if payload_type == PAYLOAD_TYPE_999:
         raise _ack_error(payload, payload_type)
     if payload_type != PAYLOAD_TYPE_271:
@@ -110,25 +121,35 @@ def check_271(payload_type: str, payload: str) -> str:
         raise ClearinghouseBadResponse(
             "the clearinghouse reported Success but the Payload is empty", details={"payload_type": payload_type}
         )
-    interchange = _read(payload, "271")
-    _check_transactions(interchange)
-    return payload
+    interchange = _read_elements(payload, "271")
+    _check_transactions(payload, interchange)
+    return interchange
 
 
 def _read(payload: str, expected: str) -> Interchange:
     try:
         return read_interchange(payload)
     except X12Error as exc:
-        raise ClearinghouseBadResponse(
-            f"the {expected} from the clearinghouse is not readable X12: {exc.message}",
-            details={"x12_error": exc.code},
-        ) from exc
+        raise _unreadable(expected, exc) from exc
 
 
-def _check_transactions(interchange: Interchange) -> None:
+def _read_elements(payload: str, expected: str) -> RawInterchange:
+    try:
+        return read_elements(payload)
+    except X12Error as exc:
+        raise _unreadable(expected, exc) from exc
+
+
+def _unreadable(expected: str, exc: X12Error) -> ClearinghouseBadResponse:
+    return ClearinghouseBadResponse(
+        f"the {expected} from the clearinghouse is not readable X12: {exc.message}", details={"x12_error": exc.code}
+    )
+
+
+def _check_transactions(payload: str, interchange: RawInterchange) -> None:
     sets = [t.set_id for t in interchange.transactions]
-    acks = [t for t in interchange.transactions if t.set_id == "999"]
-    if acks:
+    if "999" in sets:  # an acknowledgment where the 271 should be: read again, as segments, to describe it
+        acks = [t for t in _read(payload, "271").transactions if t.set_id == "999"]
         raise ClearinghouseBadResponse(describe_999(acks[0]), details={"payload_type": "999"})
     answers = [t for t in interchange.transactions if t.set_id == "271"]
     if not answers:
@@ -136,24 +157,25 @@ def _check_transactions(interchange: Interchange) -> None:
             f"expected a 271 transaction set, the payload holds {', '.join(sets)}", details={"sets": sets}
         )
     for transaction in answers:
-        _check_complete(transaction)
+        _check_complete(transaction, interchange.rows)
 
 
-def _check_complete(transaction: Transaction) -> None:
+def _check_complete(transaction: RawTransaction, rows: list[list[str]]) -> None:
     """A 271 cut off before SE, or whose SE count disagrees, was damaged on the way: never interpret it."""
-    last = transaction.segments[-1]
-    if last.id != "SE":
+    last = rows[transaction.end - 1]
+    if last[0] != "SE":
         raise ClearinghouseBadResponse(
             f"the 271 (ST02 {transaction.control_number}) is cut off before its SE trailer: "
             "the clearinghouse sent an incomplete answer",
             details={"truncated": True},
         )
-    declared = last.el(1)
-    if declared != str(len(transaction.segments)):
+    declared = last[1] if len(last) > 1 else ""
+    counted = transaction.end - transaction.start
+    if declared != str(counted):
         raise ClearinghouseBadResponse(
-            f"the 271's SE01 says {declared or 'nothing'} segments but it holds {len(transaction.segments)}: "
+            f"the 271's SE01 says {declared or 'nothing'} segments but it holds {counted}: "
             "segments were lost or added on the way",
-            details={"se01": declared, "segments": len(transaction.segments)},
+            details={"se01": declared, "segments": counted},
         )
 
 

@@ -43,7 +43,7 @@ from eligibility_svc.errors import (
     ClearinghouseUnavailable,
     X12Error,
 )
-from eligibility_svc.x12.reader import read_interchange
+from eligibility_svc.x12.reader import RawInterchange, read_elements
 
 RETRYABLE_AAA_REASONS = frozenset({"42", "80"})  # unable to respond now / no response from the payer
 RETRYABLE_FOLLOW_UPS = frozenset({"P", "R"})  # please resubmit original / resubmission allowed
@@ -80,22 +80,28 @@ class AaaHit:
 # --- pure decisions ----------------------------------------------------------------------------------
 
 
-def scan_aaa(x12_271: str) -> list[AaaHit]:
-    """Every AAA in the 271, found with the segment reader only (no full parse); [] if unreadable."""
+def scan_aaa(x12_271: str, interchange: RawInterchange | None = None) -> list[AaaHit]:
+    """Every AAA in the 271, found with the segment reader only (no full parse); [] if unreadable.
+    ``interchange``: the 271 as already read, if it was."""
     if "AAA" not in x12_271:  # a segment's id is its text as sent: no such text, no AAA segment
         return []
-    try:
-        interchange = read_interchange(x12_271)
-    except X12Error:
-        return []
+    if interchange is None:
+        try:
+            interchange = read_elements(x12_271)
+        except X12Error:
+            return []
     hits: list[AaaHit] = []
     for transaction in interchange.transactions:
         loop = ""
-        for segment in transaction.segments:
-            loop = _next_loop(loop, segment.id, segment.el(3))
-            if segment.id == "AAA":
-                hits.append(AaaHit(loop, segment.el(1), segment.el(3), segment.el(4)))
+        for row in interchange.rows[transaction.start : transaction.end]:
+            loop = _next_loop(loop, row[0], _el(row, 3))
+            if row[0] == "AAA":
+                hits.append(AaaHit(loop, _el(row, 1), _el(row, 3), _el(row, 4)))
     return hits
+
+
+def _el(row: list[str], index: int) -> str:
+    return row[index] if index < len(row) else ""
 
 
 _LEVELS = {"20": "A", "21": "B", "22": "C", "23": "D"}
@@ -272,7 +278,7 @@ class ResilientTransport:
             self.observer.observe_clearinghouse(payer_id, metric_outcome(error.code), self._clock() - begun)
             self._report_failure(error, payer_id)
             raise
-        hits = scan_aaa(result.x12_271)
+        hits = scan_aaa(result.x12_271, result.interchange)
         outcome = "ok" if not payer_down(hits) else "aaa:" + ",".join(f"{h.reason}/{h.follow_up}" for h in hits)
         status = result.attempts[-1].http_status if result.attempts else None
         took = self._clock() - begun
@@ -353,6 +359,7 @@ class ResilientTransport:
             envelope=result.envelope,
             response_payload_id=result.response_payload_id,
             notes=notes,
+            interchange=result.interchange,
         )
 
     async def close(self) -> None:

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from eligibility_svc.x12.reader import RawInterchange
+
 # CAQH CORE Connectivity Rule vC2.2.0 values (the rule's PayloadType table and envelope metadata).
 CORE_RULE_VERSION = "2.2.0"
 PROCESSING_MODE_REAL_TIME = "RealTime"
@@ -64,6 +66,8 @@ class TransportResult:
     envelope: str  # "core_mime" or "core_soap"
     response_payload_id: str | None = None  # PayloadID the clearinghouse put on its response
     notes: tuple[str, ...] = field(default=())  # e.g. "retried: AAA 42/R at 2000A"
+    # ``x12_271`` as read when the reply was checked, for the parser: read once, not again (None: read it).
+    interchange: RawInterchange | None = field(default=None, compare=False, repr=False)
 
     @property
     def attempt_count(self) -> int:

@@ -80,13 +80,14 @@ from eligibility_svc.x12.loops271 import (
 )
 from eligibility_svc.x12.reader import (
     Delimiters,
+    RawInterchange,
     Transaction,
     read_elements,
     split_components,
     split_repeats,
 )
 
-__all__ = ["SUPPORTED_IMPLEMENTATION", "parse_271", "parse_transaction"]
+__all__ = ["SUPPORTED_IMPLEMENTATION", "parse_271", "parse_elements", "parse_transaction"]
 
 SUPPORTED_IMPLEMENTATION = "005010X279A1"
 _FAMILY = "005010X279"
@@ -180,7 +181,11 @@ def parse_271(data: bytes | str) -> list[Transaction271]:
     each transaction's warnings.  Raises only ``X12Error`` subclasses, for the first
     transaction that cannot be parsed (a 270 among 271s raises ``X12WrongTransaction``).
     """
-    interchange = read_elements(data)
+    return parse_elements(read_elements(data))
+
+
+def parse_elements(interchange: RawInterchange) -> list[Transaction271]:
+    """``parse_271`` of an interchange already read (``read_elements``)."""
     rows = interchange.rows
     parsed = []
     for transaction in interchange.transactions:
