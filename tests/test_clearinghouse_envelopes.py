@@ -243,3 +243,21 @@ def test_decode_form_reads_what_other_servers_write() -> None:
 def test_decode_form_refuses_a_multipart_type_without_parts() -> None:
     assert decode_form("multipart/form-data", b"--x\r\n\r\n--x--") is None
     assert decode_form("multipart/form-data; boundary=x", b"no boundary here") is None
+
+
+@pytest.mark.parametrize(
+    ("head", "name"),
+    [
+        (b'Content-Disposition: form-data; name="Payload"', "Payload"),  # as we write it
+        (b'content-disposition: form-data; name="Payload"', "Payload"),  # header names in any case
+        (b'Content-Disposition: form-data; name="Payload"; filename="x.txt"', "Payload"),
+        (b'Content-Disposition: form-data; name="Pay;load"', "Pay"),  # a ";" ends a parameter, in any head
+        (b'Content-Disposition: form-data; name="Payload"\r\nContent-Type: text/plain; charset="utf-8"', "Payload"),
+        (b'Content-Disposition: form-data; name="Payload"\r\nContent-Transfer-Encoding: base64', "Payload"),
+    ],
+)
+def test_a_part_is_named_by_its_disposition_whatever_else_its_head_holds(head: bytes, name: str) -> None:
+    encoded = b"base64" in head
+    value = b"SVNBKjAwfg==" if encoded else b"ISA*00~"
+    body = b"--b\r\n" + head + b"\r\n\r\n" + value + b"\r\n--b--\r\n"
+    assert decode_form("multipart/form-data; boundary=b", body) == [(name, "ISA*00~")]

@@ -97,17 +97,34 @@ def _form_part(piece: bytes) -> tuple[str, str] | None:
         head, sep, value = piece.partition(b"\n\n")
     if not sep:
         return None
+    value = value[:-2] if value.endswith(b"\r\n") else value.removesuffix(b"\n")  # exactly one line break
+    name = _plain_name(head)
+    if name is not None:  # the one header, as we and most servers write it: nothing to decode
+        return name, value.decode("utf-8", errors="replace")
     headers = _part_headers(head.decode("latin-1"))
     name = _disposition_name(headers.get("content-disposition", ""))
     if name is None:
         return None
-    value = value[:-2] if value.endswith(b"\r\n") else value.removesuffix(b"\n")  # exactly one line break
     encoding = headers.get("content-transfer-encoding", "").strip().lower()
     if encoding == "base64":
         value = base64.b64decode(value, validate=False)
     elif encoding == "quoted-printable":
         value = quopri.decodestring(value)
     return name, value.decode("utf-8", errors="replace")
+
+
+_PLAIN_HEAD = b'Content-Disposition: form-data; name="'
+
+
+def _plain_name(head: bytes) -> str | None:
+    """The name when ``head`` is exactly ``Content-Disposition: form-data; name="..."`` (one header, one
+    parameter, a name without quotes, semicolons or line breaks); else None, and the headers are read in full."""
+    if not head.startswith(_PLAIN_HEAD) or not head.endswith(b'"'):
+        return None
+    name = head[len(_PLAIN_HEAD) : -1]
+    if b'"' in name or b";" in name or b"\n" in name or b"\r" in name:
+        return None
+    return name.decode("latin-1")
 
 
 def _part_headers(head: str) -> dict[str, str]:
