@@ -490,20 +490,44 @@ def make_redis(
     return Redis.from_pool(pool)  # the client owns the pool: closing the client closes it
 
 
-async def _before_deadline(future: asyncio.Future[T], seconds: float) -> T:
-    """``future``'s result, or ``TimeoutError`` once ``seconds`` have passed (the future then holds it,
-    and a reply that comes later is dropped): ``asyncio.timeout``'s answer for a plain future, with one
-    timer and no cancellation scope."""
-    timer = future.get_loop().call_later(seconds, _expire, future)
-    try:
-        return await future
-    finally:
-        timer.cancel()
+class _Deadlines:
+    """Futures each answered, or failed with ``TimeoutError``, within the same ``seconds`` (a reply that
+    comes later is dropped): ``asyncio.timeout``'s answer for plain futures, without a timer each.
 
+    All share one time limit, so they expire in the order they came: they wait in that order, and one
+    timer (for the first still unanswered) serves them all.  An answered future leaves the queue when the
+    timer next fires, so the queue holds at most ``seconds`` worth of calls."""
 
-def _expire(future: asyncio.Future[Any]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._queue: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, future: asyncio.Future[Any]) -> None:
+        loop = future.get_loop()
+        if loop is not self._loop:  # a new event loop (tests): what the old one watched died with it
+            self._loop, self._timer = loop, None
+            self._queue.clear()
+        deadline = loop.time() + self.seconds
+        self._queue.append((deadline, future))
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        queue, loop = self._queue, self._loop
+        if loop is None:  # never: ``watch`` set it before starting the timer
+            return
+        now = loop.time()
+        while queue:
+            deadline, future = queue[0]
+            if not future.done():
+                if deadline > now:
+                    self._timer = loop.call_at(deadline, self._expire)
+                    return
+                future.set_exception(TimeoutError())
+            queue.popleft()
 
 
 class RedisGate:
@@ -521,14 +545,16 @@ class RedisGate:
         on_available: Callable[[bool], None] = lambda available: None,
     ) -> None:
         self.timeout = timeout
+        self._deadlines = _Deadlines(timeout)
         self.available = True
         self._on_error = on_error
         self._on_available = on_available  # told on each change only (a gauge, one log line)
 
     async def call(self, operation: str, awaitable: Awaitable[T]) -> T:
         try:
-            if isinstance(awaitable, asyncio.Future):  # an auto-pipelined reply: a timer, not a scope
-                result: T = cast(T, await _before_deadline(awaitable, self.timeout))
+            if isinstance(awaitable, asyncio.Future):  # an auto-pipelined reply: a deadline, not a scope
+                self._deadlines.watch(awaitable)
+                result: T = cast(T, await awaitable)
             else:
                 async with asyncio.timeout(self.timeout):
                     result = await awaitable

@@ -589,3 +589,32 @@ async def test_a_cancelled_waiter_does_not_swallow_a_release(redis_url: str) -> 
         await asyncio.sleep(0.05)
         impatient.cancel()
         assert await asyncio.wait_for(patient, 2) is None  # woken by the holder's release
+
+
+async def test_each_pipelined_reply_gets_its_own_deadline_from_when_it_was_asked() -> None:
+    """The gate's deadlines for auto-pipelined replies (one timer for all): each unanswered reply fails at
+    its own time limit, counted from its own call, and no answered one is failed."""
+    loop = asyncio.get_running_loop()
+    errors = Errors()
+    gate = RedisGate(timeout=0.2, on_error=errors)
+    started = loop.time()
+    failed_at: dict[str, float] = {}
+
+    async def call(name: str, reply: asyncio.Future[Any]) -> Any:
+        try:
+            return await gate.call(name, reply)
+        except CacheUnavailable:
+            failed_at[name] = loop.time() - started
+            return None
+
+    first, second, third, fourth = (loop.create_future() for _ in range(4))
+    calls = [asyncio.create_task(call("first", first)), asyncio.create_task(call("second", second))]
+    loop.call_later(0.05, first.set_result, 1)  # answered in time
+    await asyncio.sleep(0.1)
+    calls += [asyncio.create_task(call("third", third)), asyncio.create_task(call("fourth", fourth))]
+    loop.call_later(0.15, fourth.set_result, 4)  # at 0.25 s: after the second's limit, before its own
+    assert await asyncio.gather(*calls) == [1, None, None, 4]
+    assert set(failed_at) == {"second", "third"}
+    assert 0.19 <= failed_at["second"] < 0.28, "0.2 s from its call"
+    assert 0.29 <= failed_at["third"] < 0.38, "0.2 s from its own call, 0.1 s later"
+    assert errors.operations == ["second", "third"]
