@@ -16,7 +16,12 @@ context manager held for the duration of one attempt:
 One Lua script does both, reading Redis's own clock (``TIME``), so replicas' clocks never disagree:
 it spends the token and, when no wait is needed and a slot is free, adds the lease, so a slot usually
 costs one round trip (and the ``ZREM`` that gives it back).  A caller whose token is reserved (it
-slept for it, or found every slot taken) asks again saying so, and only the lease is tried.  The token
+slept for it, or found every slot taken) asks again saying so, and only the lease is tried.
+
+The callers of one process that find every slot taken wait in line: a slot the process gives back goes
+to its longest waiter at once, and while the process holds (or is asking for) every slot of a payer its
+callers do not ask Redis at all, so a slot costs one script call however long the line.  Slots that other
+replicas give back are found by polling.  The token
 bucket arithmetic in ``reserve`` is the same as the Lua script's, and is what the tests pin down.
 Waiting never passes the attempt's deadline: a slot not obtained in time is a
 ``ClearinghouseRateLimited`` naming our own limit (``details["local"]`` is True).
@@ -199,12 +204,12 @@ end
 return {1, tostring(wait), 0}
 """
 
-# A caller that found every slot taken asks again after 10-30 ms, then twice as long each time, up to
-# 100-300 ms: slots come back after a payer call (hundreds of ms), and many waiters polling each find a
-# freed slot soon.  Every poll is a script call: a batch worker made 3.75 an item starting at 5 ms, 2.85 at 20.
-# A slot this process gives back wakes its longest waiter at once instead, and while this process itself
-# holds (or is asking for) every slot of the payer its waiters do not ask Redis at all: only a slot it
-# gives back can be theirs.  They look again every ``_POLL_MAX`` (no Redis call while that still holds).
+# A caller that found every slot taken (some held by other replicas) asks again after 10-30 ms, then twice
+# as long each time, up to 100-300 ms: slots come back after a payer call (hundreds of ms).  Every poll is
+# a script call.  A slot this process gives back wakes its longest waiter at once instead, and while this
+# process holds (or is asking for) every slot of the payer its waiters do not ask Redis at all: only a slot
+# it gives back can be theirs.  They look again every ``_POLL_MAX`` (no Redis call while that still holds).
+# The batch benchmark's worker (one replica) made 2.85 script calls an item polling alone, 1.0 with this.
 _POLL_FIRST = 0.02
 _POLL_MAX = 0.2
 
@@ -231,7 +236,7 @@ class RedisPayerLimiter:
         self._script = redis.register_script(_SLOT_SCRIPT)
         self._commands = pipelined(redis)
         self._fallback = LocalPayerLimiter(default, overrides, clock=clock)
-        self._held: dict[str, int] = {}  # leases this process holds, by payer
+        self._held: dict[str, int] = {}  # leases this process holds or is asking Redis for, by payer
         self._waiting: dict[str, deque[asyncio.Future[None]]] = {}  # callers waiting for a slot, oldest first
         self.degraded = False  # True while Redis errors sent us to the in-process fallback
 
