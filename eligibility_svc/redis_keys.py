@@ -105,6 +105,10 @@ class RedisKeys:
         """Slots in use for one payer (shared concurrency limit)."""
         return f"{self.prefix}limit:conc:{_outside_part(payer_id)}"
 
+    def payer_waiting(self, payer_id: str) -> str:
+        """Replicas whose callers found every slot of a payer taken lately (fairness between replicas)."""
+        return f"{self.prefix}limit:wait:{_outside_part(payer_id)}"
+
     def payer_rate(self, payer_id: str) -> str:
         """One payer's token bucket (shared rate limit)."""
         return f"{self.prefix}limit:rate:{_outside_part(payer_id)}"

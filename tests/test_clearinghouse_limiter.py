@@ -335,7 +335,7 @@ async def test_waiters_for_slots_this_replica_holds_ask_only_when_one_is_given_b
     for release in releases:
         release.set()
     await asyncio.gather(*tasks)
-    assert await script_calls(client) == before + 3, "one script call for each waiter's slot"
+    assert await script_calls(client) == before + 3 + 5, "one script call for each waiter's slot, one a release"
     assert await client.zcard(RedisKeys().payer_concurrency(PAYER)) == 0
 
 
@@ -368,3 +368,48 @@ async def test_a_waiter_still_polls_for_slots_other_replicas_hold(replicas: Clie
     assert not late.done(), "both slots are the other replica's"
     release.set()
     await asyncio.wait_for(asyncio.gather(alone, blocker, late), 2)  # found by polling: no wake from here
+
+
+async def test_a_replica_with_a_line_leaves_a_slot_to_another_replica_that_waits(replicas: ClientMaker) -> None:
+    """One replica's line must not starve another's caller (an API check during a batch run): a slot it
+    gives back while the other has been refused is held for the other, whose next ask takes it."""
+    limits = PayerLimits(concurrency=2, rate_per_second=1000, burst=100)
+    batch, api = RedisPayerLimiter(await replicas(), limits), RedisPayerLimiter(await replicas(), limits)
+    finished: list[str] = []
+
+    async def batch_item(number: int) -> None:
+        async with batch.slot(PAYER, deadline=time.monotonic() + 10):
+            await asyncio.sleep(0.1)
+        finished.append(f"batch {number}")
+
+    line = [asyncio.create_task(batch_item(number)) for number in range(20)]  # a second's worth, 2 at a time
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    async with api.slot(PAYER, deadline=time.monotonic() + 5):
+        waited = time.monotonic() - started
+    finished.append("api")
+    await asyncio.gather(*line)
+    assert waited < 0.5, f"the other replica's caller waited {waited:.2f} s behind the line"
+    assert finished.index("api") < 10, "it went in while the line was still long"
+    assert await (await replicas()).zcard(RedisKeys().payer_concurrency(PAYER)) == 0, "nothing left held"
+
+
+async def test_a_slot_held_for_a_replica_that_no_longer_asks_comes_back(replicas: ClientMaker) -> None:
+    limits = PayerLimits(concurrency=1, rate_per_second=1000, burst=100)
+    ours, gone = RedisPayerLimiter(await replicas(), limits), RedisPayerLimiter(await replicas(), limits)
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with ours.slot(PAYER, deadline=time.monotonic() + 5):
+            await release.wait()
+
+    held = asyncio.create_task(holder())
+    await asyncio.sleep(0.05)
+    quitter = asyncio.create_task(one_slot(gone))  # refused once: its replica counts as waiting
+    await asyncio.sleep(0.05)
+    quitter.cancel()
+    release.set()  # the slot is held for the replica that left
+    await held
+    started = time.monotonic()
+    await asyncio.wait_for(one_slot(ours), 2)
+    assert 0.1 <= time.monotonic() - started < 1.0, "free again once the hold ran out (300 ms)"

@@ -21,7 +21,10 @@ slept for it, or found every slot taken) asks again saying so, and only the leas
 The callers of one process that find every slot taken wait in line: a slot the process gives back goes
 to its longest waiter at once, and while the process holds (or is asking for) every slot of a payer its
 callers do not ask Redis at all, so a slot costs one script call however long the line.  Slots that other
-replicas give back are found by polling.  The token
+replicas give back are found by polling.  So that one replica's line cannot starve another replica (an API
+check during a batch run), a caller refused a slot marks its replica as waiting (``payer_waiting``), and a
+slot given back while another replica waits is held for that replica, for its next caller that asks, not
+handed to the local line; a hold nobody claims runs out after ``_HOLD_FOR_OTHER_MS``.  The token
 bucket arithmetic in ``reserve`` is the same as the Lua script's, and is what the tests pin down.
 Waiting never passes the attempt's deadline: a slot not obtained in time is a
 ``ClearinghouseRateLimited`` naming our own limit (``details["local"]`` is True).
@@ -196,13 +199,37 @@ if ARGV[7] ~= '1' then
 end
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
-if redis.call('ZCARD', KEYS[2]) < tonumber(ARGV[4]) then
+if redis.call('ZREM', KEYS[2], 'held-for:' .. ARGV[8]) == 1 or redis.call('ZCARD', KEYS[2]) < tonumber(ARGV[4]) then
   redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[6]), ARGV[5])
   redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[6]) * 2)
   return {1, tostring(wait), 1}
 end
+redis.call('ZADD', KEYS[3], now_ms + tonumber(ARGV[9]), ARGV[8])
+redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[9]) * 2)
 return {1, tostring(wait), 0}
 """
+
+# Giving a lease back (KEYS: the leases, the waiting replicas; ARGV: the lease, our replica, how long a
+# slot is held for another replica).  When another replica's callers found every slot taken lately, the
+# slot is held for that replica (``held-for:<replica>``, counted as taken, claimed by its next caller
+# that asks, or free again when the hold runs out) and 1 is returned: our own waiters must not take it.
+# Otherwise 0: the slot is free, and our longest waiter asks for it at once.
+_RELEASE_SCRIPT = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
+for _, replica in ipairs(redis.call('ZRANGE', KEYS[2], 0, 1)) do
+  if replica ~= ARGV[2] and not redis.call('ZSCORE', KEYS[1], 'held-for:' .. replica) then
+    redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[3]), 'held-for:' .. replica)
+    redis.call('ZREM', KEYS[2], replica)
+    return 1
+  end
+end
+return 0
+"""
+_HOLD_FOR_OTHER_MS = 300  # a slot held for another replica: longer than its callers' longest poll (300 ms)
+_WAITING_MS = 500  # a replica whose callers were refused counts as waiting this long
 
 # A caller that found every slot taken (some held by other replicas) asks again after 10-30 ms, then twice
 # as long each time, up to 100-300 ms: slots come back after a payer call (hundreds of ms).  Every poll is
@@ -234,6 +261,8 @@ class RedisPayerLimiter:
         self._keys = keys or RedisKeys()
         self._clock = clock
         self._script = redis.register_script(_SLOT_SCRIPT)
+        self._release_script = redis.register_script(_RELEASE_SCRIPT)
+        self._replica = unique_hex()  # this limiter's name to the others, for the slots held for it
         self._commands = pipelined(redis)
         self._fallback = LocalPayerLimiter(default, overrides, clock=clock)
         self._held: dict[str, int] = {}  # leases this process holds or is asking Redis for, by payer
@@ -247,7 +276,11 @@ class RedisPayerLimiter:
     async def slot(self, payer_id: str, *, deadline: float) -> AsyncIterator[None]:
         lease: str | None = None
         try:
-            keys = (self._keys.payer_rate(payer_id), self._keys.payer_concurrency(payer_id))
+            keys = (
+                self._keys.payer_rate(payer_id),
+                self._keys.payer_concurrency(payer_id),
+                self._keys.payer_waiting(payer_id),
+            )
         except ValueError:  # a payer ID that cannot be part of a key is limited in this process only
             keys = None
         try:
@@ -262,9 +295,9 @@ class RedisPayerLimiter:
         try:
             yield
         finally:
-            await self._release(payer_id, keys[1] if keys else "", lease)
+            await self._release(payer_id, keys[1:] if keys else ("", ""), lease)
 
-    async def _obtain(self, payer_id: str, keys: tuple[str, str], deadline: float) -> str:
+    async def _obtain(self, payer_id: str, keys: tuple[str, str, str], deadline: float) -> str:
         """A lease, the token taken first: both in one script call when no wait is needed."""
         limits = self.limits(payer_id)
         lease = unique_hex()
@@ -287,7 +320,7 @@ class RedisPayerLimiter:
             pause = min(pause * 2, _POLL_MAX)
 
     async def _ask(
-        self, payer_id: str, keys: tuple[str, str], deadline: float, lease: str, *, have_token: bool
+        self, payer_id: str, keys: tuple[str, str, str], deadline: float, lease: str, *, have_token: bool
     ) -> tuple[bool, float, bool]:
         """One script call: ``(granted, wait, leased)``.  While it is out it counts as a slot this process
         holds, so that its callers never ask for more slots than there are; unless it leased one, the
@@ -296,7 +329,7 @@ class RedisPayerLimiter:
         remaining = max(deadline - self._clock(), 0.0)
         lease_ms = int((remaining + self._lease_margin) * 1000)
         args: list[float | str] = [limits.rate_per_second, limits.burst, remaining, limits.concurrency]
-        args += [lease, lease_ms, int(have_token)]
+        args += [lease, lease_ms, int(have_token), self._replica, _WAITING_MS]
         self._held[payer_id] = self._held.get(payer_id, 0) + 1
         leased = False
         try:
@@ -325,21 +358,23 @@ class RedisPayerLimiter:
             if turn in waiters:  # not handed a slot: woken by the timer, or cancelled
                 waiters.remove(turn)
 
-    async def _release(self, payer_id: str, key: str, lease: str) -> None:
-        """Give the lease back; this process's longest waiter for the payer asks for it next (the ``ZREM``
-        is queued first, so Redis frees the slot before that waiter's script runs)."""
-        given_back = self._commands.call("ZREM", key, lease)
-        self._held[payer_id] -= 1
+    async def _release(self, payer_id: str, keys: tuple[str, str], lease: str) -> None:
+        """Give the lease back (``_RELEASE_SCRIPT``): held for another replica that is waiting, or free,
+        and then this process's longest waiter for the payer asks for it at once."""
+        held_for_other = False
+        try:
+            args = [lease, self._replica, _HOLD_FOR_OTHER_MS]
+            held_for_other = int(await self._commands.script(self._release_script, keys, args)) == 1
+        except RedisError as exc:  # the lease expires on its own
+            self._note_degraded(exc)
+        finally:
+            self._held[payer_id] -= 1
         waiters = self._waiting.get(payer_id)
-        while waiters:  # the longest waiter still waiting (one whose timer fired is on its way already)
+        while waiters and not held_for_other:  # the longest waiter still waiting (a timer may have woken one)
             turn = waiters.popleft()
             if not turn.done():
                 turn.set_result(None)
                 break
-        try:
-            await given_back
-        except RedisError as exc:  # the lease expires on its own
-            self._note_degraded(exc)
 
     def _note_degraded(self, exc: RedisError) -> None:
         if not self.degraded:
