@@ -30,6 +30,12 @@ from tests.support.redis_server import RedisServer
 PAYER = "SBX10001"
 
 
+async def hold(limiter: PayerLimiter, release: asyncio.Event) -> None:
+    """Hold one of ``PAYER``'s slots until ``release`` is set."""
+    async with limiter.slot(PAYER, deadline=time.monotonic() + 5):
+        await release.wait()
+
+
 # --- the token bucket (pure) ------------------------------------------------------------------------
 
 
@@ -100,11 +106,7 @@ async def test_local_limiter_gives_up_at_the_deadline_and_says_it_is_our_limit()
     limiter = LocalPayerLimiter(PayerLimits(concurrency=1, rate_per_second=1000, burst=100))
     release = asyncio.Event()
 
-    async def hog() -> None:
-        async with limiter.slot(PAYER, deadline=time.monotonic() + 5):
-            await release.wait()
-
-    task = asyncio.create_task(hog())
+    task = asyncio.create_task(hold(limiter, release))
     await asyncio.sleep(0.01)
     started = time.monotonic()
     with pytest.raises(
@@ -265,11 +267,7 @@ async def test_waiting_for_a_lease_takes_one_token_only(replicas: ClientMaker) -
     other_replica = RedisPayerLimiter(await replicas(), limits)  # its slot is given back where we cannot see
     release = asyncio.Event()
 
-    async def holder() -> None:
-        async with other_replica.slot(PAYER, deadline=time.monotonic() + 5):
-            await release.wait()
-
-    held = asyncio.create_task(holder())
+    held = asyncio.create_task(hold(other_replica, release))
     await asyncio.sleep(0.05)
     waiter = asyncio.create_task(one_slot(limiter))
     await asyncio.sleep(0.4)  # the waiter retries the lease several times meanwhile
@@ -344,24 +342,20 @@ async def test_a_waiter_still_polls_for_slots_other_replicas_hold(replicas: Clie
     ours, theirs = RedisPayerLimiter(await replicas(), limits), RedisPayerLimiter(await replicas(), limits)
     release = asyncio.Event()
 
-    async def hold(limiter: RedisPayerLimiter) -> None:
-        async with limiter.slot(PAYER, deadline=time.monotonic() + 5):
-            await release.wait()
-
-    holders = [asyncio.create_task(hold(ours)), asyncio.create_task(hold(theirs))]
+    holders = [asyncio.create_task(hold(ours, release)), asyncio.create_task(hold(theirs, release))]
     await asyncio.sleep(0.05)
     waiter = asyncio.create_task(one_slot(ours))
     await asyncio.sleep(0.1)
     assert not waiter.done()
     release.set()  # both come back: ours wakes the waiter, theirs it would find by polling
     await asyncio.wait_for(asyncio.gather(*holders, waiter), 2)
-    alone = asyncio.create_task(hold(theirs))  # now only the other replica holds slots: polling finds them
+    alone = asyncio.create_task(hold(theirs, release))  # now only the other replica holds slots: polling finds them
     release.clear()
     await asyncio.sleep(0.05)
     started = time.monotonic()
     async with ours.slot(PAYER, deadline=time.monotonic() + 1):  # one of two slots is free
         assert time.monotonic() - started < 0.2
-    blocker = asyncio.create_task(hold(theirs))
+    blocker = asyncio.create_task(hold(theirs, release))
     await asyncio.sleep(0.05)
     late = asyncio.create_task(one_slot(ours))
     await asyncio.sleep(0.1)
@@ -399,11 +393,7 @@ async def test_a_slot_held_for_a_replica_that_no_longer_asks_comes_back(replicas
     ours, gone = RedisPayerLimiter(await replicas(), limits), RedisPayerLimiter(await replicas(), limits)
     release = asyncio.Event()
 
-    async def holder() -> None:
-        async with ours.slot(PAYER, deadline=time.monotonic() + 5):
-            await release.wait()
-
-    held = asyncio.create_task(holder())
+    held = asyncio.create_task(hold(ours, release))
     await asyncio.sleep(0.05)
     quitter = asyncio.create_task(one_slot(gone))  # refused once: its replica counts as waiting
     await asyncio.sleep(0.05)
