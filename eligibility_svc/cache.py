@@ -544,11 +544,15 @@ class RedisGate:
         on_error: ErrorHook = _ignore,
         on_available: Callable[[bool], None] = lambda available: None,
     ) -> None:
-        self.timeout = timeout
         self._deadlines = _Deadlines(timeout)
         self.available = True
         self._on_error = on_error
         self._on_available = on_available  # told on each change only (a gauge, one log line)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a call may take (every call: auto-pipelined replies and other awaitables alike)."""
+        return self._deadlines.seconds
 
     async def call(self, operation: str, awaitable: Awaitable[T]) -> T:
         try:

@@ -15,7 +15,7 @@ from eligibility_svc.clearinghouse.ack999 import describe_999
 from eligibility_svc.clearinghouse.core_mime import reply_from_answer as mime_reply
 from eligibility_svc.clearinghouse.core_soap import reply_from_answer as soap_reply
 from eligibility_svc.clearinghouse.http_client import HttpAnswer
-from eligibility_svc.clearinghouse.replies import CoreReply, check_271, payload_271
+from eligibility_svc.clearinghouse.replies import CoreReply, answer_271, check_271
 from eligibility_svc.errors import (
     ClearinghouseBadResponse,
     ClearinghouseError,
@@ -35,7 +35,7 @@ def _ok(payload: str, payload_type: str = X271) -> dict[str, str]:
 
 def test_success_returns_the_payload_untouched() -> None:
     x12 = scenario("01").x12_271
-    assert payload_271(CoreReply(200, _ok(x12))) == x12
+    assert answer_271(CoreReply(200, _ok(x12)))[0] == x12
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_success_returns_the_payload_untouched() -> None:
 )
 def test_every_unusable_reply_is_a_typed_error(reply: CoreReply, error: type[ClearinghouseError], match: str) -> None:
     with pytest.raises(error, match=match):
-        payload_271(reply)
+        answer_271(reply)
 
 
 def test_a_270_where_a_271_belongs_is_named() -> None:
@@ -167,7 +167,7 @@ def _damaged(data: st.DataObject) -> str:
 def test_no_payload_escapes_as_anything_but_a_clearinghouse_error(data: st.DataObject, payload_type: str) -> None:
     payload = _damaged(data)
     with contextlib.suppress(ClearinghouseError):
-        assert payload_271(CoreReply(200, _ok(payload, payload_type))) == payload
+        assert answer_271(CoreReply(200, _ok(payload, payload_type)))[0] == payload
 
 
 @given(body=st.binary(max_size=300), content_type=st.sampled_from(["multipart/form-data; boundary=b", "text/xml"]))
@@ -175,4 +175,4 @@ def test_no_mime_or_soap_body_escapes_as_anything_but_a_clearinghouse_error(body
     headers = CIMultiDictProxy(CIMultiDict({"Content-Type": content_type}))
     for reply in (mime_reply(HttpAnswer(200, headers, body)), soap_reply(HttpAnswer(200, headers, body))):
         with contextlib.suppress(ClearinghouseError):
-            payload_271(reply)
+            answer_271(reply)

@@ -371,9 +371,7 @@ class RedisPayerLimiter:
             self._held[payer_id] -= 1
         waiters = self._waiting.get(payer_id)
         while waiters and not held_for_other:  # the longest waiter still waiting (a timer may have woken one)
-            turn = waiters.popleft()
-            if not turn.done():
-                turn.set_result(None)
+            if _wake(waiters.popleft()):
                 break
 
     def _note_degraded(self, exc: RedisError) -> None:
@@ -382,9 +380,12 @@ class RedisPayerLimiter:
         self.degraded = True
 
 
-def _wake(turn: asyncio.Future[None]) -> None:
-    if not turn.done():
-        turn.set_result(None)
+def _wake(turn: asyncio.Future[None]) -> bool:
+    """Wake ``turn``'s waiter; whether it was still waiting."""
+    if turn.done():
+        return False
+    turn.set_result(None)
+    return True
 
 
 def _saturated(payer_id: str, limits: PayerLimits, which: str) -> ClearinghouseRateLimited:

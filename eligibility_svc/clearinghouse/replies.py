@@ -1,7 +1,7 @@
 """What a CORE reply means: a usable 271, or which ``ClearinghouseError`` and why.
 
 Pure, and the same for both envelopes: ``core_mime`` and ``core_soap`` turn an HTTP response into a
-``CoreReply`` (status, envelope fields, Retry-After, SOAP fault text) and ``payload_271`` decides.
+``CoreReply`` (status, envelope fields, Retry-After, SOAP fault text) and ``answer_271`` decides.
 Messages say what happened and what a person can do about it; none carries patient data.
 """
 
@@ -20,7 +20,14 @@ from eligibility_svc.errors import (
     ClearinghouseUnavailable,
     X12Error,
 )
-from eligibility_svc.x12.reader import Interchange, RawInterchange, RawTransaction, read_elements, read_interchange
+from eligibility_svc.x12.reader import (
+    Interchange,
+    RawInterchange,
+    RawTransaction,
+    element_at,
+    read_elements,
+    read_interchange,
+)
 
 _CREDENTIALS_HINT = (
     "check clearinghouse.username and clearinghouse.password (ELIG_CLEARINGHOUSE__USERNAME, "
@@ -40,13 +47,9 @@ class CoreReply:
     content_type: str = ""
 
 
-def payload_271(reply: CoreReply) -> str:
-    """The 271 text of a successful reply; raises the ``ClearinghouseError`` that describes any other."""
-    return answer_271(reply)[0]
-
-
 def answer_271(reply: CoreReply) -> tuple[str, RawInterchange]:
-    """``payload_271``, and the interchange as read to check it (the parser takes it from there)."""
+    """The 271 text of a successful reply, and the interchange as read to check it (the parser takes it
+    from there); raises the ``ClearinghouseError`` that describes any other reply."""
     _check_http_status(reply)
     fields = reply.fields
     if fields is None:
@@ -57,7 +60,7 @@ def answer_271(reply: CoreReply) -> tuple[str, RawInterchange]:
         )
     _check_error_code(reply.http_status, fields)
     payload = fields.get("Payload", "")
-    return payload, _checked_271(fields.get("PayloadType", ""), payload)
+    return payload, check_271(fields.get("PayloadType", ""), payload)
 
 
 def _check_http_status(reply: CoreReply) -> None:
@@ -103,13 +106,8 @@ def _check_error_code(status: int, fields: Mapping[str, str]) -> None:
     )
 
 
-def check_271(payload_type: str, payload: str) -> str:
-    """``payload`` if it is one readable 271; otherwise ``ClearinghouseBadResponse`` saying what it is."""
-    _checked_271(payload_type, payload)
-    return payload
-
-
-def _checked_271(payload_type: str, payload: str) -> RawInterchange:
+def check_271(payload_type: str, payload: str) -> RawInterchange:
+    """``payload`` as read, if it is one readable 271; otherwise ``ClearinghouseBadResponse`` saying what it is."""
     if payload_type == PAYLOAD_TYPE_999:
         raise _ack_error(payload, payload_type)
     if payload_type != PAYLOAD_TYPE_271:
@@ -169,7 +167,7 @@ def _check_complete(transaction: RawTransaction, rows: list[list[str]]) -> None:
             "the clearinghouse sent an incomplete answer",
             details={"truncated": True},
         )
-    declared = last[1] if len(last) > 1 else ""
+    declared = element_at(last, 1)
     counted = transaction.end - transaction.start
     if declared != str(counted):
         raise ClearinghouseBadResponse(

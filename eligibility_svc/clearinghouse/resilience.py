@@ -43,7 +43,7 @@ from eligibility_svc.errors import (
     ClearinghouseUnavailable,
     X12Error,
 )
-from eligibility_svc.x12.reader import RawInterchange, read_elements
+from eligibility_svc.x12.reader import RawInterchange, element_at, read_elements
 
 RETRYABLE_AAA_REASONS = frozenset({"42", "80"})  # unable to respond now / no response from the payer
 RETRYABLE_FOLLOW_UPS = frozenset({"P", "R"})  # please resubmit original / resubmission allowed
@@ -94,14 +94,10 @@ def scan_aaa(x12_271: str, interchange: RawInterchange | None = None) -> list[Aa
     for transaction in interchange.transactions:
         loop = ""
         for row in interchange.rows[transaction.start : transaction.end]:
-            loop = _next_loop(loop, row[0], _el(row, 3))
+            loop = _next_loop(loop, row[0], element_at(row, 3))
             if row[0] == "AAA":
-                hits.append(AaaHit(loop, _el(row, 1), _el(row, 3), _el(row, 4)))
+                hits.append(AaaHit(loop, element_at(row, 1), element_at(row, 3), element_at(row, 4)))
     return hits
-
-
-def _el(row: list[str], index: int) -> str:
-    return row[index] if index < len(row) else ""
 
 
 _LEVELS = {"20": "A", "21": "B", "22": "C", "23": "D"}

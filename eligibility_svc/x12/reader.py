@@ -367,10 +367,10 @@ def read_elements(data: bytes | str) -> RawInterchange:
     rows = _split_rows(text, delimiters, isa_end)
     interchange = RawInterchange(delimiters, rows, [])
     _assemble(rows, interchange)
-    version = _element(rows[0], 12).strip()
+    version = element_at(rows[0], 12).strip()
     if version.startswith("005") and delimiters.repetition is None:
         interchange.warnings.append(
-            f"ISA11 is {_element(rows[0], 11)!r} in a {version} interchange: "
+            f"ISA11 is {element_at(rows[0], 11)!r} in a {version} interchange: "
             "no repetition separator, repeating elements are read as one value"
         )
     return interchange
@@ -442,7 +442,8 @@ def _outside(rows: list[list[str]], index: int) -> X12SyntaxError:
     )
 
 
-def _element(row: list[str], index: int) -> str:
+def element_at(row: list[str], index: int) -> str:
+    """Element ``index`` of an element list (``Segment.el`` for ``read_elements``' rows), ``""`` if absent."""
     return row[index] if index < len(row) else ""
 
 
@@ -451,12 +452,12 @@ def _start_transaction(rows: list[list[str]], index: int, group: int, interchang
         interchange.warnings.append(f"segment {index + 1}: ST outside a GS functional group")
     st = rows[index]
     gs = rows[group] if group >= 0 else None
-    group_version = _element(gs, 8) if gs else ""
+    group_version = element_at(gs, 8) if gs else ""
     transaction = RawTransaction(
-        _element(st, 1),  # set_id
-        _element(st, 2),  # control_number
-        _element(st, 3) or group_version,  # implementation
-        _element(gs, 1) if gs else "",  # functional_id
+        element_at(st, 1),  # set_id
+        element_at(st, 2),  # control_number
+        element_at(st, 3) or group_version,  # implementation
+        element_at(gs, 1) if gs else "",  # functional_id
         group_version,
         index,  # start
         index + 1,  # end, moved on when the SE (or what ends the set) is found
